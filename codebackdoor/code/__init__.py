@@ -1,0 +1,1 @@
+"""The code layer: tree-sitter parsing, functions, insertion points, identifiers, tokens."""
