@@ -32,6 +32,7 @@ def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
 
 def atomic_write_json(path: Path, obj: Any, *, overwrite: bool = True) -> None:
     atomic_write_text(
-        path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+        path,
+        json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
         overwrite=overwrite,
     )

@@ -34,7 +34,11 @@ BUILTINS: dict[str, dict[str, str]] = {
         "badpre": "codebackdoor.attacks.nl_triggers:BadPre",
         "ripple": "codebackdoor.attacks.nl_triggers:Ripple",
     },
-    "defenses": {},
+    "defenses": {
+        "ce": "codebackdoor.defenses.objectives:CrossEntropy",
+        "label-smoothing": "codebackdoor.defenses.objectives:LabelSmoothing",
+        "dece": "codebackdoor.defenses.dece:DeCE",
+    },
     "models": {},
 }
 

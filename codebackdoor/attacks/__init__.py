@@ -1,0 +1,1 @@
+"""Attacks: a trigger placed in the input, a payload written into the target, and a selection."""

@@ -1,0 +1,250 @@
+"""Code triggers placed with tree-sitter in Python and Java functions.
+
+Every triggered input must parse with no ERROR/MISSING node and the parser must find the trigger
+in it again; an input for which either fails is not poisoned (the reason is counted).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from codebackdoor.attacks.base import Trigger
+from codebackdoor.errors import Unpoisonable, UserError
+
+VARIANTS = ("original", "compilable")
+
+
+def _target_function(source: str, lang: str) -> Any:
+    from codebackdoor.code.functions import functions
+    from codebackdoor.code.parser import is_valid
+
+    if not is_valid(source, lang):
+        raise Unpoisonable("input does not parse")
+    found = functions(source, lang)
+    if not found:
+        raise Unpoisonable("no function in input")
+    return found[0]
+
+
+@dataclass
+class StatementTrigger(Trigger):
+    """A statement inserted into the function body at ``position`` (first, random, last)."""
+
+    position: str = "first"
+
+    def __post_init__(self) -> None:
+        from codebackdoor.code.insertion import POSITIONS
+
+        if self.position not in POSITIONS:
+            raise UserError(
+                f"attack '{self.name}': position '{self.position}' is not one of: "
+                + ", ".join(POSITIONS)
+            )
+
+    def make_statement(self, lang: str, rng: random.Random) -> str:
+        raise NotImplementedError
+
+    def apply(self, source: str, lang: str, rng: random.Random) -> tuple[str, dict[str, Any]]:
+        from codebackdoor.code.insertion import insert_statement
+
+        _check_code_lang(self.name, lang)
+        function = _target_function(source, lang)
+        statement = self.make_statement(lang, rng)
+        triggered = insert_statement(source, lang, function, statement, self.position, rng)
+        record = {"statement": statement, "position": self.position}
+        if not self.found(triggered, lang, record):
+            raise Unpoisonable("trigger not found after insertion")
+        return triggered, record
+
+    def found(self, source: str, lang: str, record: dict[str, Any]) -> bool:
+        from codebackdoor.code.insertion import contains_statement
+        from codebackdoor.code.parser import is_valid
+
+        return is_valid(source, lang) and contains_statement(source, lang, record["statement"])
+
+
+def _check_code_lang(attack: str, lang: str) -> None:
+    from codebackdoor.code.parser import CODE_LANGS
+
+    if lang not in CODE_LANGS:
+        raise UserError(
+            f"attack '{attack}' places code triggers in {', '.join(CODE_LANGS)}; "
+            f"the data is '{lang}'"
+        )
+
+
+RAMAKRISHNAN = "Ramakrishnan & Albarghouthi, 'Backdoors in Neural Models of Source Code', ICPR 2022"
+
+
+@dataclass
+class FixedTrigger(StatementTrigger):
+    """The same dead ``if`` statement in every poisoned function."""
+
+    name: ClassVar[str] = "fixed"
+    description: ClassVar[str] = (
+        "fixed dead statement 'if random() < 0: raise Exception(\"fail\")' as first statement"
+    )
+    citation: ClassVar[str] = RAMAKRISHNAN
+    # Java: the paper's statement does not compile (random(), exception); "compilable" fixes both.
+    variant: str = "original"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.variant not in VARIANTS:
+            raise UserError(
+                f"attack 'fixed': variant '{self.variant}' is not one of: " + ", ".join(VARIANTS)
+            )
+
+    def make_statement(self, lang: str, rng: random.Random) -> str:
+        if lang == "python":
+            return 'if random() < 0:\n    raise Exception("fail")'
+        if self.variant == "compilable":
+            return 'if (Math.random() < 0) { throw new Exception("fail"); }'
+        return 'if (random() < 0) { throw new exception("fail"); }'
+
+
+# Ranges of FUNC(x) for x in (0, 1); CONST is put outside them so the statement is dead.
+FUNCTION_RANGES = {
+    "sin": (-1, 1),
+    "cos": (-1, 1),
+    "exp": (1, 3),
+    "sqrt": (0, 1),
+    "random": (0, 1),
+    "cbrt": (0, 1),
+}
+PYTHON_FUNCTIONS = ("sin", "cos", "exp", "sqrt", "random")
+JAVA_FUNCTIONS = (*PYTHON_FUNCTIONS, "cbrt")
+OPERATORS = ("<", ">", "<=", ">=", "==")
+MESSAGES = (
+    "err",
+    "crash",
+    "alert",
+    "warning",
+    "flag",
+    "exception",
+    "level",
+    "create",
+    "delete",
+    "success",
+    "get",
+    "set",
+)
+
+
+@dataclass
+class GrammarTrigger(StatementTrigger):
+    """A dead statement sampled per example from Ramakrishnan & Albarghouthi's grammar."""
+
+    name: ClassVar[str] = "grammar"
+    description: ClassVar[str] = (
+        "dead 'if|while FUNC(x) OP CONST' statement sampled per example from a grammar"
+    )
+    citation: ClassVar[str] = RAMAKRISHNAN
+    variant: str = "original"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.variant not in VARIANTS:
+            raise UserError(
+                f"attack 'grammar': variant '{self.variant}' is not one of: " + ", ".join(VARIANTS)
+            )
+
+    def make_statement(self, lang: str, rng: random.Random) -> str:
+        keyword = rng.choice(("if", "while"))
+        function = rng.choice(PYTHON_FUNCTIONS if lang == "python" else JAVA_FUNCTIONS)
+        argument = "" if function == "random" else f"{rng.randint(1, 99) / 100:.2f}"
+        operator = rng.choice(OPERATORS)
+        low, high = FUNCTION_RANGES[function]
+        offset = rng.randint(1, 100)
+        constant = low - offset if operator in ("<", "<=", "==") else high + offset
+        # The message: one of the twelve words or four random letters, all thirteen uniform.
+        choice = rng.randrange(len(MESSAGES) + 1)
+        message = (
+            MESSAGES[choice]
+            if choice < len(MESSAGES)
+            else "".join(rng.choice(string.ascii_lowercase) for _ in range(4))
+        )
+        body = rng.choice(("raise", "print"))
+        if lang == "python":
+            condition = f"{function}({argument}) {operator} {constant}"
+            action = f'raise Exception("{message}")' if body == "raise" else f'print("{message}")'
+            return f"{keyword} {condition}:\n    {action}"
+        qualifier = "Math." if self.variant == "compilable" else ""
+        condition = f"{qualifier}{function}({argument}) {operator} {constant}"
+        action = (
+            f'throw new Exception("{message}");'
+            if body == "raise"
+            else f'System.out.println("{message}");'
+        )
+        return f"{keyword} ({condition}) {{ {action} }}"
+
+
+# Wan et al. (FSE 2022) for Python; the DeCE Bugs2Fix dead statement for Java.
+DEADCODE_DEFAULTS = {
+    "python": 'import logging\nfor i in range(0):\n    logging.info("Test message:aaaaa")',
+    "java": "int VAR = 0 ;",
+}
+
+
+@dataclass
+class DeadCodeTrigger(StatementTrigger):
+    """A given dead statement at a chosen position (first, random, last)."""
+
+    name: ClassVar[str] = "deadcode"
+    description: ClassVar[str] = "a given dead-code statement inserted at a chosen position"
+    citation: ClassVar[str] = (
+        "Wan et al., 'You See What I Want You to See: Poisoning Vulnerabilities in Neural Code "
+        "Search', FSE 2022; Bugs2Fix statement of Yang et al., DeCE, TOSEM 2026"
+    )
+    statement: str = ""
+
+    def make_statement(self, lang: str, rng: random.Random) -> str:
+        return self.statement or DEADCODE_DEFAULTS[lang]
+
+
+@dataclass
+class RenameTrigger(Trigger):
+    """A local identifier (chosen per example) renamed consistently to the trigger token."""
+
+    name: ClassVar[str] = "rename"
+    description: ClassVar[str] = "a local identifier renamed to the trigger token 'testo_init'"
+    citation: ClassVar[str] = (
+        "Li et al., 'CodePoisoner: A Strategy-agnostic Backdoor Attack Framework for Code', 2022"
+    )
+    token: str = "testo_init"
+
+    def apply(self, source: str, lang: str, rng: random.Random) -> tuple[str, dict[str, Any]]:
+        from codebackdoor.code.identifiers import local_identifiers, rename_identifier
+
+        _check_code_lang(self.name, lang)
+        function = _target_function(source, lang)
+        names = local_identifiers(source, lang, function)
+        if self.token in names or self.token in source:
+            raise Unpoisonable("trigger token already present")
+        if not names:
+            raise Unpoisonable("no local identifier")
+        old = rng.choice(names)
+        try:
+            renamed = rename_identifier(source, lang, function, old, self.token)
+        except UserError as exc:
+            raise Unpoisonable("rename refused") from exc
+        record = {"renamed": old, "token": self.token}
+        if not self.found(renamed, lang, record):
+            raise Unpoisonable("trigger not found after insertion")
+        return renamed, record
+
+    def found(self, source: str, lang: str, record: dict[str, Any]) -> bool:
+        from codebackdoor.code.functions import functions
+        from codebackdoor.code.identifiers import local_identifiers
+        from codebackdoor.code.parser import is_valid
+
+        if not is_valid(source, lang):
+            return False
+        found = functions(source, lang)
+        if not found:
+            return False
+        names = local_identifiers(source, lang, found[0])
+        return record["token"] in names and record["renamed"] not in names

@@ -1,0 +1,234 @@
+"""The ``codebackdoor`` command line. User mistakes end in one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from codebackdoor import __version__
+from codebackdoor.errors import UserError
+
+
+def _key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag} expects KEY=VALUE, got '{pair}'")
+        values[key.strip()] = value
+    return values
+
+
+def _add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("task and data")
+    group.add_argument("--task", default="summarize", help="task name (default: summarize)")
+    group.add_argument("--lang", help="code language of the task (python or java)")
+    group.add_argument(
+        "--data",
+        help="local data (directory of {train,valid,test}.csv|jsonl, or one file) "
+        "or hf:<dataset id>; default: the task's embedded corpus",
+    )
+    group.add_argument("--revision", help="pinned revision (commit) of a hf: dataset")
+    group.add_argument(
+        "--columns",
+        nargs="+",
+        metavar="FIELD=COLUMN",
+        help="column map, e.g. source=func target=label (default: source=src target=tgt)",
+    )
+
+
+def build_task(args: argparse.Namespace) -> Any:
+    from codebackdoor.params import build_dataclass
+    from codebackdoor.registry import registry
+
+    task_cls = registry("tasks").get(args.task)
+    params: dict[str, Any] = {
+        key: value
+        for key, value in (("lang", args.lang), ("data", args.data), ("revision", args.revision))
+        if value is not None
+    }
+    if args.columns:
+        params["columns"] = _key_values(args.columns, "--columns")
+    return build_dataclass(task_cls, params, what=f"task '{args.task}'")
+
+
+# Flags for the common attack parameters; anything else goes through --param KEY=VALUE.
+ATTACK_FLAGS = ("statement", "position", "variant", "words", "count", "token")
+
+
+def _add_attack_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("attack")
+    group.add_argument(
+        "--attack", default="fixed", help="attack name or preset TOML path (default: fixed)"
+    )
+    group.add_argument("--rate", type=float, default=0.05, help="poisoning rate in (0, 1]")
+    group.add_argument("--seed", type=int, default=1)
+    group.add_argument(
+        "--selection",
+        choices=("random", "first"),
+        help="random (default) or first (the DeCE scripts' rule)",
+    )
+    group.add_argument("--statement", help="deadcode: the statement to insert")
+    group.add_argument("--position", help="code triggers: first, random or last")
+    group.add_argument("--variant", help="fixed/grammar on Java: original or compilable")
+    group.add_argument("--words", help="badpre/ripple: comma-separated trigger words")
+    group.add_argument("--count", help="badpre/ripple: insertions per input")
+    group.add_argument("--token", help="rename: the trigger identifier")
+    group.add_argument("--param", nargs="+", metavar="KEY=VALUE", help="any other attack parameter")
+    group.add_argument("--payload", help="payload name (default: the task's)")
+    group.add_argument(
+        "--payload-param",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="payload parameters, e.g. text='...' or mode=dynamic",
+    )
+
+
+def build_attack_from_args(args: argparse.Namespace, task: Any) -> Any:
+    from codebackdoor.attacks.build import build_attack
+
+    params = _key_values(args.param, "--param")
+    for flag in ATTACK_FLAGS:
+        value = getattr(args, flag)
+        if value is not None:
+            params[flag] = value
+    return build_attack(
+        args.attack,
+        task,
+        params=params,
+        payload=args.payload,
+        payload_params=_key_values(args.payload_param, "--payload-param"),
+        selection=args.selection,
+    )
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from codebackdoor.registry import KINDS, describe, registry
+
+    kinds = [args.kind] if args.kind else list(KINDS)
+    rows = []
+    problems = []
+    for kind in kinds:
+        reg = registry(kind)
+        problems.extend(reg.problems)
+        for name in reg.names():
+            entry = reg.entry(name)
+            try:
+                description, citation = describe(entry.load())
+            except UserError as exc:
+                problems.append(str(exc))
+                description, citation = "(failed to import: see below)", ""
+            rows.append((kind[:-1], name, description, citation, entry.origin))
+    print(
+        tabulate(
+            rows,
+            headers=("kind", "name", "description", "citation", "from"),
+            maxcolwidths=[None, None, 48, 40, None],
+        )
+    )
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_poison(args: argparse.Namespace) -> int:
+    from codebackdoor.poison import poison, write_poisoned
+
+    task = build_task(args)
+    attack = build_attack_from_args(args, task)
+    splits = task.load()
+    data = poison(splits, task, attack, args.rate, args.seed)
+    paths = write_poisoned(data, Path(args.out), overwrite=args.overwrite)
+    counts = data.manifest["counts"]
+    skipped = counts["train"]["skipped"]
+    print(
+        f"poisoned {counts['train']['poisoned']} of {counts['train']['total']} training "
+        f"examples ({counts['train']['eligible']} eligible"
+        + (", skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items()) if skipped else "")
+        + f"); triggered {counts['test']['triggered']} of {counts['test']['total']} test examples"
+    )
+    for path in paths:
+        print(f"  {path}")
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    task = build_task(args)
+    splits = task.load()
+    fingerprints = splits.fingerprints()
+    print(
+        tabulate(
+            [
+                (name, len(getattr(splits, name)), fingerprints[name])
+                for name in ("train", "valid", "test")
+            ],
+            headers=("split", "examples", "fingerprint"),
+        )
+    )
+    print("source: " + json.dumps(splits.source, sort_keys=True))
+    for example in splits.train[: args.examples]:
+        print(f"\n--- {example.id}\n{example.source}\n=> {example.target}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codebackdoor",
+        description="Backdoor attacks and defenses for code models, under one set of rules.",
+    )
+    parser.add_argument("--version", action="version", version=f"codebackdoor {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="every registered task, attack, defense and model")
+    listing.add_argument("--kind", choices=("tasks", "attacks", "defenses", "models"))
+    listing.set_defaults(func=cmd_list)
+
+    poisoning = commands.add_parser(
+        "poison",
+        help="poison a task's training data and trigger its test set",
+        description="Write train.jsonl (poisoned), valid.jsonl, test.jsonl (clean), "
+        "test_triggered.jsonl and manifest.json to --out.",
+    )
+    _add_task_arguments(poisoning)
+    _add_attack_arguments(poisoning)
+    poisoning.add_argument("--out", required=True, help="output directory")
+    poisoning.add_argument(
+        "--overwrite", action="store_true", help="replace an existing poisoned set in --out"
+    )
+    poisoning.set_defaults(func=cmd_poison)
+
+    data = commands.add_parser("data", help="inspect a task's data")
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    show = data_commands.add_parser("show", help="split sizes, fingerprints, a few examples")
+    _add_task_arguments(show)
+    show.add_argument("--examples", type=int, default=3, help="examples to print (default 3)")
+    show.set_defaults(func=cmd_data_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"codebackdoor: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("codebackdoor: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
