@@ -138,8 +138,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_poison(args: argparse.Namespace) -> int:
+    from codebackdoor.attacks.selection import check_rate
     from codebackdoor.poison import poison, write_poisoned
 
+    check_rate(args.rate)
     task = build_task(args)
     attack = build_attack_from_args(args, task)
     splits = task.load()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import random
 import string
+import textwrap
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar
 
 from codebackdoor.attacks.base import Trigger
@@ -202,7 +204,22 @@ class DeadCodeTrigger(StatementTrigger):
     statement: str = ""
 
     def make_statement(self, lang: str, rng: random.Random) -> str:
-        return self.statement or DEADCODE_DEFAULTS[lang]
+        statement = self.statement or DEADCODE_DEFAULTS[lang]
+        _check_statement_parses(statement, lang)
+        return statement
+
+
+@cache
+def _check_statement_parses(statement: str, lang: str) -> None:
+    """A user's statement that is not valid code is a user error, not thousands of skips."""
+    from codebackdoor.code.parser import is_valid
+
+    if lang == "python":
+        wrapped = "def f():\n" + textwrap.indent(statement, "    ") + "\n"
+    else:
+        wrapped = "void f() {\n" + statement + "\n}\n"
+    if not is_valid(wrapped, lang):
+        raise UserError(f"deadcode statement does not parse as a {lang} statement: {statement!r}")
 
 
 @dataclass

@@ -1,0 +1,95 @@
+"""Metric names, the functions behind them and the definition ids written into result files.
+
+A definition id names exactly what was computed, including the versions that change the numbers
+(sacreBLEU; for CodeBLEU the tree-sitter runtime and grammars, whose error recovery decides the
+syntax and data-flow components on code that does not parse cleanly). Every metric returns
+percentages (0..100): one number, or a dict of named numbers.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+
+from codebackdoor.code.parser import grammar_versions
+from codebackdoor.errors import UserError
+from codebackdoor.metrics.bleu import corpus_bleu, sentence_bleu_avg
+from codebackdoor.metrics.classification import accuracy, exact_match, f1, subtoken_f1
+from codebackdoor.metrics.codebleu import codebleu
+
+Score = float | dict[str, float]
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    """A metric as the runner sees it."""
+
+    function: Callable[..., Score]
+    definition: str
+    description: str
+    needs_lang: bool = False  # CodeBLEU parses code, so it must know the language
+
+    def __call__(
+        self, predictions: list[str], references: list[str], lang: str | None = None
+    ) -> Score:
+        if not self.needs_lang:
+            return self.function(predictions, references)
+        if lang is None:
+            raise UserError(f"metric '{self.definition}' needs the code language")
+        return self.function(predictions, references, lang)
+
+
+def codebleu_percent(predictions: list[str], references: list[str], lang: str) -> dict[str, float]:
+    """CodeBLEU and its components, ×100, with the package's equal weights."""
+    scores = codebleu(predictions, references, lang)
+    return {name: 100 * value for name, value in asdict(scores).items()}
+
+
+def _codebleu_definition() -> str:
+    parsers = "-".join(f"{name}-{v}" for name, v in grammar_versions().items())
+    # Python comments are removed with the standard tokenize module, which handles broken code
+    # differently from one Python version to the next.
+    tokenizer = f"python-tokenize-{sys.version_info.major}.{sys.version_info.minor}"
+    return f"codebleu-0.7.0-ws-w0.25-{parsers}-{tokenizer}"
+
+
+METRICS: dict[str, MetricDefinition] = {
+    "bleu": MetricDefinition(
+        corpus_bleu,
+        f"sacrebleu-{version('sacrebleu')}-corpus-13a",
+        "sacreBLEU corpus BLEU, default 13a tokenizer and exp smoothing, 0..100",
+    ),
+    "sbleu": MetricDefinition(
+        sentence_bleu_avg,
+        "nltk-3.10.4-sentence-bleu4-method1-eps0.1-ws-mean",
+        "mean sentence BLEU-4 on whitespace tokens, NLTK smoothing method1 (eps 0.1), ×100",
+    ),
+    "codebleu": MetricDefinition(
+        codebleu_percent,
+        _codebleu_definition(),
+        "CodeBLEU as codebleu 0.7.0 calc_codebleu (whitespace tokens, weights 0.25), ×100",
+        needs_lang=True,
+    ),
+    "exact-match": MetricDefinition(
+        exact_match,
+        "exact-match-ws-normalised-v1",
+        "share of predictions equal to the reference after collapsing whitespace, %",
+    ),
+    "accuracy": MetricDefinition(
+        accuracy,
+        "accuracy-stripped-label-v1",
+        "share of labels equal to the reference label (surrounding whitespace ignored), %",
+    ),
+    "f1": MetricDefinition(
+        f1,
+        "binary-f1-positive-1-v1",
+        "F1 of the label '1' (0 when it is neither predicted nor present), %",
+    ),
+    "subtoken-f1": MetricDefinition(
+        subtoken_f1,
+        "subtoken-prf-multiset-micro-camel-snake-lower-v1",
+        "method-name subtoken precision/recall/F1, multiset, micro-averaged (code2seq), %",
+    ),
+}

@@ -1,0 +1,66 @@
+"""Result files: validated against the JSON Schema, written atomically, never overwritten."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from codebackdoor.errors import UserError
+from codebackdoor.io import atomic_write_json
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = Path(__file__).parent / "schemas" / "result.schema.json"
+
+
+@cache
+def result_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def validation_errors(result: dict[str, Any]) -> list[str]:
+    """Each problem as 'field: message' (the field as a /-separated path)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(result_schema())
+    errors = sorted(validator.iter_errors(result), key=lambda e: list(e.absolute_path))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
+
+
+def check_result(result: dict[str, Any], where: str) -> None:
+    errors = validation_errors(result)
+    if errors:
+        raise UserError(f"{where}: invalid result file: {errors[0]}"
+                        + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"result file not found: {path}")
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    check_result(result, str(path))
+    return result
+
+
+def write_result(result: dict[str, Any], path: Path) -> Path:
+    """Validate, then write atomically; an existing result is never replaced."""
+    check_result(result, str(path))
+    try:
+        atomic_write_json(path, result, overwrite=False)
+    except FileExistsError as exc:
+        raise UserError(f"{path} exists; results are never overwritten") from exc
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()

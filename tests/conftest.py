@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATASETS = SHARED / "datasets"
+VECTORS = SHARED / "vectors"
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="session")
+def lyra_dir() -> Path:
+    path = DATASETS / "lyra"
+    if not path.is_dir():
+        pytest.skip("../shared/datasets/lyra is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bugs2fix_file() -> Path:
+    path = DATASETS / "bugs2fix" / "valid.csv"
+    if not path.is_file():
+        pytest.skip("../shared/datasets/bugs2fix is not present")
+    return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Corpora harvested by tests go to one temporary cache, shared across the session."""
+    import os
+
+    os.environ.setdefault("CODEBACKDOOR_CACHE", str(tmp_path_factory.mktemp("cache")))
