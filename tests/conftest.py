@@ -36,4 +36,4 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Corpora harvested by tests go to one temporary cache, shared across the session."""
     import os
 
-    os.environ.setdefault("CODEBACKDOOR_CACHE", str(tmp_path_factory.mktemp("cache")))
+    os.environ["CODEBACKDOOR_CACHE"] = str(tmp_path_factory.mktemp("cache"))

@@ -6,7 +6,6 @@ import math
 import pytest
 from conftest import VECTORS
 
-from codebackdoor.code.parser import is_valid
 from codebackdoor.errors import UserError
 from codebackdoor.metrics.codebleu import codebleu, strip_comments, weighted_ngram_match
 from codebackdoor.metrics.keywords import PYTHON_KEYWORDS
@@ -33,18 +32,6 @@ def score_vector(case: dict):
     return codebleu([case["prediction"]], [case["reference"]], case["lang"])
 
 
-def parses_cleanly(case: dict) -> bool:
-    snippets = (
-        case["references"] + case["predictions"]
-        if case.get("corpus")
-        else [
-            case["reference"],
-            case["prediction"],
-        ]
-    )
-    return all(is_valid(strip_comments(s.strip(), case["lang"]), case["lang"]) for s in snippets)
-
-
 @pytest.fixture(scope="module")
 def scored() -> list[tuple[dict, object]]:
     return [(case, score_vector(case)) for case in load_vectors()]
@@ -62,24 +49,12 @@ def test_token_components_match_every_vector(scored):
         assert off["weighted_ngram_match"] <= 1e-6, case.get("perturbation", "corpus")
 
 
-def test_every_component_matches_where_the_parse_is_not_a_matter_of_error_recovery(scored):
-    # tree-sitter's recovery from syntax errors differs between the grammar the vectors were
-    # made with (tree-sitter-python 0.21.0) and ours; everything else must agree exactly.
-    checked = 0
+def test_every_component_matches_every_vector(scored):
+    # The grammar pins (0.21.0, as the vectors were made) matter here: tree-sitter's recovery
+    # from syntax errors changed in later grammars and moves syntax and data-flow match.
     for case, result in scored:
-        if case["lang"] == "java" or parses_cleanly(case):
-            checked += 1
-            off = deviations(case, result)
-            assert max(off.values()) <= 1e-6, (case["lang"], case.get("perturbation"), off)
-    assert checked >= 48  # all 37 Java lines and the 11 Python lines without parse errors
-
-
-def test_python_corpus_line_stays_close_despite_error_recovery_differences(scored):
-    case, result = next((c, r) for c, r in scored if c.get("corpus") and c["lang"] == "python")
-    off = deviations(case, result)
-    assert off["codebleu"] < 1e-3
-    assert off["syntax_match"] < 1e-2
-    assert off["dataflow_match"] < 1e-2
+        off = deviations(case, result)
+        assert max(off.values()) <= 1e-6, (case["lang"], case.get("perturbation"), off)
 
 
 def test_identical_code_scores_one_and_comments_do_not_count():

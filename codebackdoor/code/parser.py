@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from functools import cache
 from typing import TYPE_CHECKING
@@ -24,7 +25,11 @@ def language(lang: str) -> tree_sitter.Language:
         import tree_sitter_java as grammar
     else:
         raise UserError(f"no parser for language '{lang}'; code languages: {', '.join(CODE_LANGS)}")
-    return tree_sitter.Language(grammar.language())
+    with warnings.catch_warnings():
+        # The 0.21 grammar wheels hand over an int pointer, which tree-sitter 0.26 still accepts
+        # but flags as deprecated; the pins in pyproject.toml keep the pair working.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return tree_sitter.Language(grammar.language())
 
 
 @cache

@@ -1,0 +1,137 @@
+"""The Task interface: what a task takes and produces, where its data comes from, how it is scored.
+
+``Task.data`` picks the source: None for the task's default (the embedded corpus where the task
+has one, else its Hugging Face dataset), a local path (see ``codebackdoor.data.sources``), or
+``hf:<dataset id>`` / ``hf:<dataset id>:<config>``. A hub dataset needs a pinned commit
+(``revision``); for a task's own hub dataset the config and column map default to the right ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from codebackdoor.data.harvest import HarvestedFunction, corpus
+from codebackdoor.data.sources import SPLITS, Pair, PairSplits, load_hub, load_local
+from codebackdoor.errors import UserError
+from codebackdoor.examples import Example, fingerprint
+
+HUB_PREFIX = "hf:"
+
+
+@dataclass
+class Splits:
+    """The examples of each split and how they were obtained (kind, path or id, revision, config,
+    column map, cache file)."""
+
+    train: list[Example]
+    valid: list[Example]
+    test: list[Example]
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprints(self) -> dict[str, str]:
+        return {name: fingerprint(getattr(self, name)) for name in ("train", "valid", "test")}
+
+
+@dataclass(frozen=True)
+class HubDataset:
+    """A task's dataset on the Hugging Face hub. ``revision`` is None where no commit has been
+    verified; the user must then pass one."""
+
+    id: str
+    columns: dict[str, str]
+    config: str | None = None
+    revision: str | None = None
+
+
+@dataclass
+class Task:
+    """A task: its input and output kinds, languages, data sources and metrics."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    citation: ClassVar[str]
+    input_kind: ClassVar[str]  # "code" or "nl"
+    output_kind: ClassVar[str]  # "text", "code" or "label"
+    metrics: ClassVar[tuple[str, ...]]
+    default_payload: ClassVar[str]
+    langs: ClassVar[tuple[str, ...]]  # the code languages the task can be set to
+
+    lang: str = "python"
+    data: str | None = None
+    revision: str | None = None
+    columns: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.lang not in self.langs:
+            raise UserError(
+                f"task '{self.name}' does not support language '{self.lang}'; valid languages: "
+                + ", ".join(self.langs)
+            )
+
+    @property
+    def input_lang(self) -> str:
+        """The language of ``Example.source``: "nl" for text input, else the code language."""
+        return "nl" if self.input_kind == "nl" else self.lang
+
+    @property
+    def output_lang(self) -> str:
+        """The language of the targets: "nl", "python", "java" (the code language) or "label"."""
+        if self.output_kind == "label":
+            return "label"
+        return "nl" if self.output_kind == "text" else self.lang
+
+    def load(self) -> Splits:
+        if self.data is None:
+            return self.load_default()
+        if self.data.startswith(HUB_PREFIX):
+            dataset_id, _, config = self.data[len(HUB_PREFIX) :].partition(":")
+            return self.load_hub(dataset_id, config or None)
+        return self.from_pairs(load_local(self.data, self.columns))
+
+    def load_default(self) -> Splits:
+        """The task's default data; here its hub dataset, overridden where a corpus is embedded."""
+        hub = self.hub_dataset()
+        if hub is None:
+            raise UserError(
+                f"task '{self.name}' has no default data for {self.lang}: pass --data with a "
+                "local directory or file, or hf:<dataset id>"
+            )
+        return self.load_hub(hub.id, hub.config)
+
+    def hub_dataset(self) -> HubDataset | None:
+        """The task's own hub dataset for ``self.lang``, if it has one."""
+        return None
+
+    def load_hub(self, dataset_id: str, config: str | None) -> Splits:
+        if not dataset_id:
+            raise UserError("--data hf: needs a dataset id, e.g. hf:owner/name")
+        known = self.hub_dataset()
+        columns = self.columns
+        revision = self.revision
+        if known is not None and dataset_id == known.id:
+            config = config or known.config
+            columns = {**known.columns, **(columns or {})}
+            revision = revision or known.revision
+        return self.from_pairs(load_hub(dataset_id, revision=revision, config=config,
+                                        columns=columns))
+
+    def from_pairs(self, pairs: PairSplits) -> Splits:
+        examples = {split: [self.example(pair) for pair in rows]
+                    for split, rows in pairs.splits.items()}
+        return Splits(**examples, source=pairs.source)
+
+    def example(self, pair: Pair) -> Example:
+        """A row of a file or hub source as an Example; tasks add their conventions."""
+        return Example(pair.id, pair.source, pair.target, self.input_lang)
+
+
+def embedded_splits(lang: str, make: Callable[[HarvestedFunction], Example | None]) -> Splits:
+    """The embedded corpus of ``lang`` turned into examples by ``make``; functions it returns None
+    for are left out and counted in ``source["dropped"]``."""
+    found = corpus(lang)
+    splits = {split: [example for fn in found.split(split) if (example := make(fn)) is not None]
+              for split in SPLITS}
+    dropped = len(found.functions) - sum(len(examples) for examples in splits.values())
+    return Splits(**splits, source={**found.source, "dropped": dropped})
