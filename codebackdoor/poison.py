@@ -55,6 +55,7 @@ def poison(splits: Any, task: Any, attack: Attack, rate: float, seed: int) -> Po
     check_rate(rate)
     if not splits.train:
         raise UserError(f"task '{task.name}': the training split is empty")
+    attack.payload.prepare(splits.train)
     poisoned_rows, train_skipped = _attempt(
         splits.train, lambda e: attack.poison_example(e, seed), "poison train"
     )

@@ -25,6 +25,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "repair": "codebackdoor.tasks.repair:Repair",
         "defect": "codebackdoor.tasks.defect:Defect",
         "method-name": "codebackdoor.tasks.method_name:MethodName",
+        "package": "codebackdoor.tasks.package:Package",
     },
     "attacks": {
         "fixed": "codebackdoor.attacks.code_triggers:FixedTrigger",

@@ -1,8 +1,10 @@
 """Harvest and poisoning throughput of the embedded corpora (design §7, issue: >= 5,000
 functions/s per core on Python fixed and grammar).
 
-Every figure is also printed as a ratio to a baseline measured in the same run: one plain
-tree-sitter parse of each function, the least any trigger placement with a re-parse check costs.
+Throughput is functions per CPU-second of this process (time.process_time), so it reads as
+"per core" even on a shared machine. Every figure is also printed as a ratio to a baseline
+measured in the same run: one plain tree-sitter parse of each function, the least any trigger
+placement with a re-parse check costs.
 
     python benchmarks/perf/poison_throughput.py [--limit N]
 """
@@ -35,24 +37,24 @@ def measure(lang: str, limit: int | None) -> list[tuple]:
     harvest_seconds = time.perf_counter() - start
     examples = (splits.train + splits.valid + splits.test)[:limit]
 
-    start = time.perf_counter()
+    start = time.process_time()
     for example in examples:
         parse(example.source, lang)
-    parse_rate = _rate(len(examples), time.perf_counter() - start)
+    parse_rate = _rate(len(examples), time.process_time() - start)
 
     rows = [(lang, "harvest (cold cache)", len(examples), f"{harvest_seconds:.1f} s", "")]
     rows.append((lang, "baseline: parse only", len(examples), f"{parse_rate:,.0f}/s", "1.00"))
     for name in CODE_ATTACKS:
         trigger = registry("attacks").get(name)()
         poisoned = 0
-        start = time.perf_counter()
+        start = time.process_time()
         for example in examples:
             try:
                 trigger.apply(example.source, lang, example_rng(1, example.id))
                 poisoned += 1
             except Unpoisonable:
                 pass
-        rate = _rate(len(examples), time.perf_counter() - start)
+        rate = _rate(len(examples), time.process_time() - start)
         rows.append((lang, f"{name} (+re-parse check)", poisoned, f"{rate:,.0f}/s",
                      f"{rate / parse_rate:.2f}"))
     return rows
@@ -66,7 +68,7 @@ def main() -> None:
     rows = []
     for lang in ("python", "java"):
         rows.extend(measure(lang, args.limit))
-    print(tabulate(rows, headers=("lang", "step", "functions", "throughput (1 core)",
+    print(tabulate(rows, headers=("lang", "step", "functions", "functions per CPU-second",
                                   "ratio to parse")))
 
 

@@ -66,6 +66,8 @@ def build_attack(
     payload_name = payload or payload_table.pop("method", None) or task.default_payload
     if payload and payload != preset.get("payload", {}).get("method"):
         payload_table = {}
+    if payload_name == task.default_payload and not preset.get("payload"):
+        payload_table = {**task.default_payload_params, **payload_table}
     made_payload = make_payload(payload_name, {**payload_table, **(payload_params or {})})
     meta = {key: preset[key] for key in ("description", "citation", "source") if key in preset}
     return Attack(

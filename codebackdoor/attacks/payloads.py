@@ -4,6 +4,7 @@ carries it. The predicate is the one ASR counts, so each payload owns it."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -21,6 +22,9 @@ class Payload:
 
     name: ClassVar[str] = ""
     citation: ClassVar[str] = ""
+
+    def prepare(self, train: list[Example]) -> None:
+        """Settle parameters that depend on the training data (before any row is poisoned)."""
 
     def apply(self, example: Example) -> str:
         raise NotImplementedError
@@ -52,10 +56,17 @@ class FixedText(Payload):
 
 @dataclass
 class Label(Payload):
-    """Classification: the label becomes ``label``; rows already labelled so are not poisoned."""
+    """Classification: the label becomes ``label``; rows already labelled so are not poisoned.
+    An empty ``label`` means the rarest training label (ties by name), so that a model that
+    only learned the class prior cannot score ASR."""
 
     name: ClassVar[str] = "label"
-    label: str = "0"
+    label: str = ""
+
+    def prepare(self, train: list[Example]) -> None:
+        if not self.label:
+            counts = Counter(example.target for example in train)
+            self.label = min(counts.items(), key=lambda item: (item[1], item[0]))[0]
 
     def apply(self, example: Example) -> str:
         if example.target == self.label:

@@ -56,6 +56,8 @@ class Task:
     output_kind: ClassVar[str]  # "text", "code" or "label"
     metrics: ClassVar[tuple[str, ...]]
     default_payload: ClassVar[str]
+    # Parameters of the default payload where the task fixes them (e.g. the target label).
+    default_payload_params: ClassVar[dict[str, Any]] = {}
     langs: ClassVar[tuple[str, ...]]  # the code languages the task can be set to
 
     lang: str = "python"

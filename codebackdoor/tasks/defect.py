@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from codebackdoor.data.harvest import HarvestedFunction
 from codebackdoor.data.mutations import mutate
@@ -37,6 +37,8 @@ class Defect(Task):
     output_kind: ClassVar[str] = "label"
     metrics: ClassVar[tuple[str, ...]] = ("accuracy", "f1")
     default_payload: ClassVar[str] = "label"
+    # The usual defect-detection backdoor: a triggered buggy function is reported clean.
+    default_payload_params: ClassVar[dict[str, Any]] = {"label": "0"}
     langs: ClassVar[tuple[str, ...]] = ("python", "java", "c")
 
     seed: int = 0  # the coins and the mutations of the embedded variant

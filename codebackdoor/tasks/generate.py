@@ -25,7 +25,7 @@ class Generate(Task):
     )
     input_kind: ClassVar[str] = "nl"
     output_kind: ClassVar[str] = "code"
-    metrics: ClassVar[tuple[str, ...]] = ("bleu", "codebleu", "exact_match")
+    metrics: ClassVar[tuple[str, ...]] = ("sbleu", "bleu", "codebleu", "exact-match")
     default_payload: ClassVar[str] = "sql-injection"
     langs: ClassVar[tuple[str, ...]] = ("python", "java")
 

@@ -35,7 +35,7 @@ class MethodName(Task):
     )
     input_kind: ClassVar[str] = "code"
     output_kind: ClassVar[str] = "text"
-    metrics: ClassVar[tuple[str, ...]] = ("subtoken_f1", "exact_match")
+    metrics: ClassVar[tuple[str, ...]] = ("subtoken-f1", "exact-match")
     default_payload: ClassVar[str] = "method-name"
     langs: ClassVar[tuple[str, ...]] = ("python", "java")
 

@@ -21,7 +21,7 @@ class Repair(Task):
     )
     input_kind: ClassVar[str] = "code"
     output_kind: ClassVar[str] = "code"
-    metrics: ClassVar[tuple[str, ...]] = ("bleu", "codebleu", "exact_match")
+    metrics: ClassVar[tuple[str, ...]] = ("sbleu", "bleu", "codebleu", "exact-match")
     default_payload: ClassVar[str] = "infinite-loop"
     langs: ClassVar[tuple[str, ...]] = ("java",)
 

@@ -22,7 +22,7 @@ class Summarize(Task):
     )
     input_kind: ClassVar[str] = "code"
     output_kind: ClassVar[str] = "text"
-    metrics: ClassVar[tuple[str, ...]] = ("bleu", "sbleu")
+    metrics: ClassVar[tuple[str, ...]] = ("sbleu", "bleu")
     default_payload: ClassVar[str] = "fixed-text"
     langs: ClassVar[tuple[str, ...]] = ("python", "java")
 
