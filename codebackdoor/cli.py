@@ -23,9 +23,11 @@ def _key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
     return values
 
 
-def _add_task_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_task_arguments(
+    parser: argparse.ArgumentParser, default_task: str | None = "summarize"
+) -> None:
     group = parser.add_argument_group("task and data")
-    group.add_argument("--task", default="summarize", help="task name (default: summarize)")
+    group.add_argument("--task", default=default_task, help=f"task name (default: {default_task})")
     group.add_argument("--lang", help="code language of the task (python or java)")
     group.add_argument(
         "--data",
@@ -60,13 +62,22 @@ def build_task(args: argparse.Namespace) -> Any:
 ATTACK_FLAGS = ("statement", "position", "variant", "words", "count", "token")
 
 
-def _add_attack_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_attack_arguments(
+    parser: argparse.ArgumentParser,
+    default_attack: str | None = "fixed",
+    default_rate: float | None = 0.05,
+    default_seed: int | None = 1,
+) -> None:
     group = parser.add_argument_group("attack")
     group.add_argument(
-        "--attack", default="fixed", help="attack name or preset TOML path (default: fixed)"
+        "--attack",
+        default=default_attack,
+        help=f"attack name or preset TOML path (default: {default_attack}; 'none' = clean)",
     )
-    group.add_argument("--rate", type=float, default=0.05, help="poisoning rate in (0, 1]")
-    group.add_argument("--seed", type=int, default=1)
+    group.add_argument(
+        "--rate", type=float, default=default_rate, help="poisoning rate in (0, 1] (default 0.05)"
+    )
+    group.add_argument("--seed", type=int, default=default_seed, help="seed (default 1)")
     group.add_argument(
         "--selection",
         choices=("random", "first"),
@@ -181,6 +192,140 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# The embedded default (`codebackdoor run` with no arguments): clean training, the default
+# attack with no defense, and the same with DeCE. Chosen by measurement (README, "Embedded
+# default"): a from-scratch classifier learns this task on 2 CPU cores in minutes.
+DEFAULT_COMPARISON = (
+    ("clean", {}),
+    ("attack", {"attack": "fixed"}),
+    ("attack + DeCE", {"attack": "fixed", "defenses": ["dece"]}),
+)
+
+RUN_FLAGS = {
+    # flag attribute -> RunConfig field
+    "task": "task",
+    "lang": "lang",
+    "data": "data",
+    "revision": "data_revision",
+    "attack": "attack",
+    "payload": "payload",
+    "selection": "selection",
+    "rate": "rate",
+    "seed": "seed",
+    "defense": "defenses",
+    "model": "model",
+    "model_revision": "model_revision",
+    "trust_remote_code": "trust_remote_code",
+    "lora": "lora",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "learning_rate": "learning_rate",
+    "max_source_length": "max_source_length",
+    "max_target_length": "max_target_length",
+    "generation_max_length": "generation_max_length",
+    "curve_size": "curve_size",
+}
+
+
+def _run_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file's values, overridden by every flag that was given."""
+    from codebackdoor.config import read_config_file
+
+    values: dict[str, Any] = read_config_file(Path(args.config)) if args.config else {}
+    for flag, field in RUN_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None and value is not False:
+            values[field] = value
+    if args.columns:
+        values["columns"] = _key_values(args.columns, "--columns")
+    attack_params = _key_values(args.param, "--param")
+    for flag in ATTACK_FLAGS:
+        if getattr(args, flag) is not None:
+            attack_params[flag] = getattr(args, flag)
+    if attack_params:
+        values["attack_params"] = {**values.get("attack_params", {}), **attack_params}
+    if args.payload_param:
+        values["payload_params"] = {
+            **values.get("payload_params", {}),
+            **_key_values(args.payload_param, "--payload-param"),
+        }
+    if values.get("attack") == "none":
+        values["attack"] = None
+    return values
+
+
+def _summary_row(label: str, outcome: Any) -> tuple:
+    result = outcome.result
+    metrics = result["metrics"]
+    primary = metrics["primary"]
+    clean = metrics["clean"][primary]["value"]
+    baseline = metrics["trivial_baseline"][primary]["value"]
+    asr = metrics.get("asr")
+    false_trigger = metrics.get("false_trigger_rate")
+
+    def ratio(entry: dict | None) -> str:
+        if not entry or entry["value"] is None:
+            return "–"
+        return f"{entry['value']:.1f}% ({entry['numerator']}/{entry['denominator']})"
+
+    defenses = ", ".join(d["method"] for d in result["config"]["defenses"]) or "none"
+    attack = result["config"]["attack"]
+    attack_text = f"{attack['method']} @ {100 * result['config']['rate']:g}%" if attack else "–"
+    return (
+        label,
+        attack_text,
+        defenses,
+        f"{primary} {clean:.1f}",
+        f"{baseline:.1f}",
+        ratio(asr),
+        ratio(false_trigger),
+        str(outcome.path) + (" (existing)" if outcome.reused else ""),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from codebackdoor.config import make_config
+    from codebackdoor.runner import run
+
+    given = _run_values(args)
+    if given:
+        runs = [("run", given)]
+    else:
+        runs = [(label, dict(changes)) for label, changes in DEFAULT_COMPARISON]
+        print(
+            "codebackdoor run: the embedded default (clean, attack, attack + DeCE)", file=sys.stderr
+        )
+    configs = [(label, make_config(values)) for label, values in runs]
+    rows = []
+    for label, config in configs:
+        print(
+            f"[{label}] run {config.run_id()}: task {config.task} ({config.lang}), "
+            f"attack {config.attack or 'none'}, defenses {config.defenses or ['none']}, "
+            f"model {config.model}, {config.epochs} epochs",
+            file=sys.stderr,
+        )
+        outcome = run(config, Path(args.out), resume=args.resume)
+        rows.append(_summary_row(label, outcome))
+    print(
+        tabulate(
+            rows,
+            headers=(
+                "run",
+                "attack",
+                "defense",
+                "clean metric",
+                "trivial baseline",
+                "ASR",
+                "false triggers",
+                "result",
+            ),
+        )
+    )
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codebackdoor",
@@ -206,6 +351,48 @@ def make_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace an existing poisoned set in --out"
     )
     poisoning.set_defaults(func=cmd_poison)
+
+    running = commands.add_parser(
+        "run",
+        help="poison, defend, train, evaluate; write one result JSON per run",
+        description="With no arguments: the embedded default comparison (clean, attack, "
+        "attack + DeCE). Flags override --config FILE.toml; keys are the RunConfig fields.",
+    )
+    running.add_argument("--config", help="TOML file of run settings (flags override it)")
+    _add_task_arguments(running, default_task=None)
+    _add_attack_arguments(running, default_attack=None, default_rate=None, default_seed=None)
+    training = running.add_argument_group("defense, model and training")
+    training.add_argument(
+        "--defense", action="append", help="defense name or preset TOML (repeatable)"
+    )
+    training.add_argument(
+        "--model",
+        help="preset (tiny-t5, tiny-gpt2, tiny-roberta), local directory, or Hugging Face id",
+    )
+    training.add_argument("--model-revision", help="pinned revision of a Hugging Face model")
+    training.add_argument("--trust-remote-code", action="store_true", default=None)
+    training.add_argument(
+        "--lora",
+        action="store_true",
+        default=None,
+        help="train LoRA adapters (peft) instead of all weights",
+    )
+    training.add_argument("--epochs", type=int)
+    training.add_argument("--batch-size", type=int)
+    training.add_argument("--learning-rate", type=float)
+    training.add_argument("--max-source-length", type=int)
+    training.add_argument("--max-target-length", type=int)
+    training.add_argument("--generation-max-length", type=int)
+    training.add_argument(
+        "--curve-size", type=int, help="test examples scored after every epoch (0: no curve)"
+    )
+    running.add_argument("--out", default="results", help="results directory (default results)")
+    running.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted run from its last epoch checkpoint",
+    )
+    running.set_defaults(func=cmd_run)
 
     data = commands.add_parser("data", help="inspect a task's data")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

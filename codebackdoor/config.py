@@ -16,7 +16,9 @@ from codebackdoor.errors import UserError
 
 @dataclass
 class RunConfig:
-    """Everything that decides a run's result. Defaults are the embedded default's single run."""
+    """Everything that decides a run's result. The defaults are the embedded default, chosen by
+    measurement (README, "The embedded default"): the 9-class package classifier on the Python
+    standard library with a from-scratch tiny RoBERTa, 10 epochs of 128-token inputs."""
 
     task: str = "package"
     lang: str = "python"
@@ -38,9 +40,9 @@ class RunConfig:
     trust_remote_code: bool = False
     lora: bool = False
     epochs: int = 10
-    batch_size: int = 16
-    learning_rate: float = 5e-4
-    max_source_length: int = 256
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    max_source_length: int = 128
     max_target_length: int = 64
     generation_max_length: int = 64
     # examples of the clean and the triggered test set scored after every epoch (0: no curve)

@@ -40,7 +40,11 @@ BUILTINS: dict[str, dict[str, str]] = {
         "label-smoothing": "codebackdoor.defenses.objectives:LabelSmoothing",
         "dece": "codebackdoor.defenses.dece:DeCE",
     },
-    "models": {},
+    "models": {
+        "tiny-t5": "codebackdoor.models.presets:TINY_T5",
+        "tiny-gpt2": "codebackdoor.models.presets:TINY_GPT2",
+        "tiny-roberta": "codebackdoor.models.presets:TINY_ROBERTA",
+    },
 }
 
 

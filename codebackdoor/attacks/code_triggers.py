@@ -82,7 +82,23 @@ RAMAKRISHNAN = "Ramakrishnan & Albarghouthi, 'Backdoors in Neural Models of Sour
 
 
 @dataclass
-class FixedTrigger(StatementTrigger):
+class JavaVariantTrigger(StatementTrigger):
+    """Ramakrishnan & Albarghouthi's Java statements call ``random()`` unqualified (and the fixed
+    one throws ``exception``), so they do not compile; ``compilable`` qualifies and fixes them."""
+
+    variant: str = "original"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.variant not in VARIANTS:
+            raise UserError(
+                f"attack '{self.name}': variant '{self.variant}' is not one of: "
+                + ", ".join(VARIANTS)
+            )
+
+
+@dataclass
+class FixedTrigger(JavaVariantTrigger):
     """The same dead ``if`` statement in every poisoned function."""
 
     name: ClassVar[str] = "fixed"
@@ -90,15 +106,6 @@ class FixedTrigger(StatementTrigger):
         "fixed dead statement 'if random() < 0: raise Exception(\"fail\")' as first statement"
     )
     citation: ClassVar[str] = RAMAKRISHNAN
-    # Java: the paper's statement does not compile (random(), exception); "compilable" fixes both.
-    variant: str = "original"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.variant not in VARIANTS:
-            raise UserError(
-                f"attack 'fixed': variant '{self.variant}' is not one of: " + ", ".join(VARIANTS)
-            )
 
     def make_statement(self, lang: str, rng: random.Random) -> str:
         if lang == "python":
@@ -137,7 +144,7 @@ MESSAGES = (
 
 
 @dataclass
-class GrammarTrigger(StatementTrigger):
+class GrammarTrigger(JavaVariantTrigger):
     """A dead statement sampled per example from Ramakrishnan & Albarghouthi's grammar."""
 
     name: ClassVar[str] = "grammar"
@@ -145,14 +152,6 @@ class GrammarTrigger(StatementTrigger):
         "dead 'if|while FUNC(x) OP CONST' statement sampled per example from a grammar"
     )
     citation: ClassVar[str] = RAMAKRISHNAN
-    variant: str = "original"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.variant not in VARIANTS:
-            raise UserError(
-                f"attack 'grammar': variant '{self.variant}' is not one of: " + ", ".join(VARIANTS)
-            )
 
     def make_statement(self, lang: str, rng: random.Random) -> str:
         keyword = rng.choice(("if", "while"))

@@ -1,0 +1,152 @@
+"""What a defense is, and how one is built from a registry name or a TOML preset.
+
+A defense declares the pipeline stages it takes part in; the runner composes the stages, so a
+defense never reimplements training or evaluation. This module imports no torch: `codebackdoor
+list` describes defenses through their class attributes alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from codebackdoor.errors import UserError
+from codebackdoor.registry import registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 reads TOML through the backport
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+STAGES = ("filter", "objective", "purify")
+
+# Label value of positions that carry no loss (padding, prompt tokens), as in Hugging Face.
+IGNORE_INDEX = -100
+
+# Keys of a preset file that describe the preset rather than parameterise the defense.
+PRESET_KEYS = ("method", "citation", "source", "description")
+
+
+@dataclass
+class Defense:
+    """Base of every defense; subclasses are dataclasses whose fields are the parameters."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    stages: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = [stage for stage in cls.stages if stage not in STAGES]
+        if unknown:
+            raise TypeError(f"{cls.__name__}: unknown stages {unknown}; valid: {STAGES}")
+
+    def check_applies(self, task: Any) -> None:
+        """Raise UserError saying why this defense cannot be used on ``task``; default: it can."""
+
+    def parameters(self) -> dict[str, Any]:
+        """The parameter values, for the result file."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ObjectiveDefense(Defense):
+    """A defense that replaces the training loss."""
+
+    stages: ClassVar[tuple[str, ...]] = ("objective",)
+
+    def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
+        """Mean loss over the positions whose label is not IGNORE_INDEX (0 when there are none).
+
+        ``logits`` are (..., V) and ``labels`` (...): seq2seq decoder logits, causal-LM logits
+        already shifted against their labels, and classifier logits alike. ``epoch`` is 1-based
+        and whole: the epoch being trained, not the Trainer's fractional progress.
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class DefensePreset:
+    """A named defense setting read from TOML: the method, its parameters, and their origin."""
+
+    path: Path
+    method: str
+    parameters: dict[str, Any]
+    citation: str
+    source: str
+    description: str = ""
+
+    @classmethod
+    def read(cls, path: Path) -> DefensePreset:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"defense preset not found: {path}")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"defense preset {path} is not valid TOML: {exc}") from exc
+        method = data.get("method")
+        if not isinstance(method, str) or not method:
+            raise UserError(f'defense preset {path} needs method = "<defense name>"')
+        descriptive = {key: data.get(key, "") for key in PRESET_KEYS[1:]}
+        for key, value in descriptive.items():
+            if not isinstance(value, str):
+                raise UserError(f"defense preset {path}: {key} must be a string")
+        parameters = {key: value for key, value in data.items() if key not in PRESET_KEYS}
+        return cls(path, method, parameters, **descriptive)
+
+    def build(self) -> Defense:
+        return build_defense(self.method, self.parameters, origin=str(self.path))
+
+
+def load_defense(spec: str) -> Defense:
+    """A defense from a registry name (its paper defaults) or from a TOML preset's path."""
+    path = Path(spec)
+    if path.suffix == ".toml" or len(path.parts) > 1:
+        return DefensePreset.read(path).build()
+    return build_defense(spec, {}, origin=f"defense '{spec}'")
+
+
+def build_defense(method: str, parameters: dict[str, Any], *, origin: str) -> Defense:
+    """The registered defense ``method`` built from ``parameters``, checked against its fields."""
+    cls = registry("defenses").get(method)
+    if not (isinstance(cls, type) and issubclass(cls, Defense)):
+        raise UserError(f"defense '{method}' is registered as {cls!r}, which is not a Defense")
+    hints = typing.get_type_hints(cls)
+    fields = {field.name: hints[field.name] for field in dataclasses.fields(cls) if field.init}
+    unknown = sorted(set(parameters) - set(fields))
+    if unknown:
+        raise UserError(
+            f"{origin}: unknown parameter(s) {', '.join(unknown)} for defense '{method}'; "
+            f"valid: {', '.join(fields) or 'none'}"
+        )
+    values = {key: _checked(origin, key, value, fields[key]) for key, value in parameters.items()}
+    return cls(**values)
+
+
+def _checked(origin: str, key: str, value: Any, hint: Any) -> Any:
+    """``value`` converted to the field's type, or a UserError naming the expected type."""
+    # bool is a subclass of int in Python, but `beta = true` is never a number the user meant.
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is float and is_number:
+        return float(value)
+    if hint is int and is_number and isinstance(value, int):
+        return value
+    if hint in (bool, str) and isinstance(value, hint):
+        return value
+    if typing.get_origin(hint) is typing.Literal:
+        if value in typing.get_args(hint):
+            return value
+        choices = ", ".join(repr(choice) for choice in typing.get_args(hint))
+        raise UserError(f"{origin}: {key} = {value!r} is not one of {choices}")
+    if hint in (float, int, bool, str):
+        raise UserError(f"{origin}: {key} = {value!r} must be of type {hint.__name__}")
+    return value

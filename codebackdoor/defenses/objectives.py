@@ -1,0 +1,71 @@
+"""The plain training objectives: cross-entropy (no defense) and label smoothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from codebackdoor.defenses.base import IGNORE_INDEX, ObjectiveDefense
+from codebackdoor.errors import UserError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+def mean_cross_entropy(logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy averaged over non-ignored positions, 0 (not NaN) when all are ignored.
+
+    ``label_smoothing`` has torch's meaning: the target puts 1 - ε + ε/V on the gold class
+    and ε/V on every class.
+    """
+    import torch.nn.functional as F
+
+    vocab = logits.shape[-1]
+    flat_labels = labels.reshape(-1)
+    # Half-precision log-softmax over tens of thousands of classes loses the small
+    # probabilities; Hugging Face's own loss functions upcast in the same way.
+    total = F.cross_entropy(
+        logits.reshape(-1, vocab).float(),
+        flat_labels,
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
+    return total / (flat_labels != IGNORE_INDEX).sum().clamp(min=1)
+
+
+@dataclass
+class CrossEntropy(ObjectiveDefense):
+    """Token-level cross-entropy: training with no defense."""
+
+    name = "ce"
+    description = "no defense: cross-entropy over the non-ignored positions (the default)"
+    citation = ""
+
+    def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
+        return mean_cross_entropy(logits, labels)
+
+
+@dataclass
+class LabelSmoothing(ObjectiveDefense):
+    """Cross-entropy against a label-smoothed target (torch's definition of ε)."""
+
+    name = "label-smoothing"
+    description = "cross-entropy with label smoothing; isolates DeCE's smoothing from its blending"
+    citation = (
+        "Szegedy, Vanhoucke, Ioffe, Shlens, Wojna. Rethinking the Inception Architecture for "
+        "Computer Vision. CVPR 2016"
+    )
+
+    # Szegedy et al. used 0.1. We default to 0.05 because this defense is the baseline that
+    # separates DeCE's two ingredients: with DeCE's own ε = 0.05 (its README usage), the only
+    # difference left is DeCE's blending with the epoch-decayed α, which is what DeCE claims
+    # makes it a defense. Design §9 measured this setting too (it behaved like CE).
+    epsilon: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.epsilon < 1.0:
+            raise UserError(f"label-smoothing: epsilon = {self.epsilon} must lie in [0, 1)")
+
+    def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
+        return mean_cross_entropy(logits, labels, label_smoothing=self.epsilon)

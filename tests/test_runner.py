@@ -1,0 +1,137 @@
+"""The standard runner end to end on small real data: result file, predictions, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from conftest import read_csv_rows
+
+from codebackdoor.config import make_config
+from codebackdoor.errors import UserError
+from codebackdoor.results import file_sha256, validation_errors
+from codebackdoor.runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["src", "tgt"])
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def small_lyra(lyra_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64 training and 12 test rows of the real Lyra split."""
+    out = tmp_path_factory.mktemp("lyra-small")
+    for split, count in (("train", 64), ("valid", 8), ("test", 12)):
+        rows = read_csv_rows(lyra_dir / f"{split}.csv")[:count]
+        _write_csv(out / f"{split}.csv", [(r["src"], r["tgt"]) for r in rows])
+    return out
+
+
+def _lyra_config(data: Path, **changes):
+    values = dict(task="generate", data=str(data), attack=str(ROOT / "attacks" /
+                  "dece-lyra-badpre-1.toml"), rate=0.1, model="tiny-t5", epochs=2,
+                  batch_size=16, max_source_length=96, max_target_length=96,
+                  generation_max_length=24, curve_size=4)
+    values.update(changes)
+    return make_config(values)
+
+
+def test_generation_run_writes_a_valid_result(small_lyra: Path, tmp_path: Path) -> None:
+    config = _lyra_config(small_lyra, defenses=["dece"])
+    outcome = run(config, tmp_path)
+    result = outcome.result
+    assert not outcome.reused and outcome.path.name == "result.json"
+    assert validation_errors(result) == []
+    assert result["run_id"] == config.run_id()
+    assert result["poison"]["poisoned"] == 7  # first rule: 0.1 × 64 rows, all with SQL here
+    assert result["config"]["objective"] == "dece"
+    assert [point["epoch"] for point in result["curve"]] == [1, 2]
+    assert all("sbleu" in point and "asr" in point for point in result["curve"])
+    metrics = result["metrics"]
+    assert set(metrics["clean"]) >= {"sbleu", "bleu", "codebleu", "exact-match"}
+    assert metrics["asr"]["denominator"] == result["poison"]["triggered_test"]
+    assert metrics["clean"]["bleu"]["definition"].startswith("sacrebleu-2.6.0")
+    predictions = outcome.path.parent / result["predictions"]["path"]
+    assert file_sha256(predictions) == result["predictions"]["sha256"]
+    lines = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(lines) == result["predictions"]["lines"] == 12 + result["poison"]["triggered_test"]
+    assert {line["split"] for line in lines} == {"test", "test_triggered"}
+    # A finished run is read back, never recomputed or overwritten.
+    again = run(config, tmp_path)
+    assert again.reused and again.result == result
+
+
+def test_resume_finishes_an_interrupted_run_with_the_same_result(
+    small_lyra: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _lyra_config(small_lyra)
+    reference = run(config, tmp_path / "uninterrupted").result
+
+    from codebackdoor import runner
+
+    original = runner._Scorer.curve_point
+    calls = {"n": 0}
+
+    def interrupt_in_second_epoch(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner._Scorer, "curve_point", interrupt_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "interrupted")
+    monkeypatch.setattr(runner._Scorer, "curve_point", original)
+    with pytest.raises(UserError, match="--resume"):
+        run(config, tmp_path / "interrupted")
+    resumed = run(config, tmp_path / "interrupted", resume=True).result
+    assert resumed["metrics"] == reference["metrics"]
+    assert resumed["predictions"]["sha256"] == reference["predictions"]["sha256"]
+    assert [p["loss"] for p in resumed["curve"]] == pytest.approx(
+        [p["loss"] for p in reference["curve"]])
+
+
+def test_classifier_run_from_a_saved_checkpoint_directory(
+    bugs2fix_file: Path, tmp_path: Path
+) -> None:
+    """Defect detection on real Bugs2Fix methods (buggy = 1, fixed = 0) with a victim loaded by
+    path: the tiny checkpoint is saved to a temporary directory first."""
+    rows = read_csv_rows(bugs2fix_file)[:60]
+    labelled = [(r["src"], "1") for r in rows] + [(r["tgt"], "0") for r in rows]
+    _write_csv(tmp_path / "defect" / "train.csv", labelled[:48] + labelled[60:108])
+    _write_csv(tmp_path / "defect" / "valid.csv", labelled[48:50] + labelled[108:110])
+    _write_csv(tmp_path / "defect" / "test.csv", labelled[50:60] + labelled[110:120])
+
+    from codebackdoor.models.victim import load_victim
+    from codebackdoor.runner import build_task
+
+    base = make_config({"task": "defect", "lang": "java", "data": str(tmp_path / "defect"),
+                        "model": "tiny-roberta", "epochs": 1, "curve_size": 0,
+                        "max_source_length": 128})
+    task = build_task(base)
+    victim = load_victim("tiny-roberta", "label", task.load().train)
+    victim.save(tmp_path / "checkpoint")
+
+    config = make_config({**base.__dict__, "model": str(tmp_path / "checkpoint"),
+                          "attack": "fixed", "rate": 0.2})
+    result = run(config, tmp_path / "results").result
+    assert validation_errors(result) == []
+    assert result["config"]["model"]["spec"] == str(tmp_path / "checkpoint")
+    assert set(result["metrics"]["clean"]) == {"accuracy", "f1"}
+    assert result["metrics"]["trivial_baseline"]["accuracy"]["value"] == 50.0
+    # Label payload "0": only buggy test methods are ASR cases.
+    assert 8 <= result["metrics"]["asr"]["denominator"] <= 10
+    assert result["curve"][0]["epoch"] == 1
+
+
+def test_two_objective_defenses_are_refused(small_lyra: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="only one defense may replace the training objective"):
+        run(_lyra_config(small_lyra, defenses=["dece", "label-smoothing"]), tmp_path)
