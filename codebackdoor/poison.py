@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ def poison(splits: Any, task: Any, attack: Attack, rate: float, seed: int) -> Po
     }
     manifest = {
         "schema_version": MANIFEST_SCHEMA_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **content,
         "content_hash": content_hash(content),
         "versions": versions(),

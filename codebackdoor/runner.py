@@ -12,7 +12,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,7 @@ def run(config: RunConfig, out: Path, *, resume: bool = False) -> RunOutcome:
     result = {
         "schema_version": SCHEMA_VERSION,
         "run_id": config.run_id(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {
             "task": {"name": task.name, "lang": task.lang, "output_kind": task.output_kind,
                      "metrics": list(task.metrics)},

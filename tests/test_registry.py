@@ -63,7 +63,7 @@ def test_plugin_is_discovered_and_loads_lazily(plugin_path: Path) -> None:
 
 def test_broken_plugin_is_reported_by_name_and_others_work(plugin_path: Path) -> None:
     registry = Registry.discover("attacks")
-    with pytest.raises(UserError, match="'broken' from cb_demo_plugin 1.2.3 failed to import"):
+    with pytest.raises(UserError, match=r"'broken' from cb_demo_plugin 1\.2\.3 failed to import"):
         registry.get("broken")
     assert registry.get("shout").name == "shout"
     assert registry.get("badpre").name == "badpre"

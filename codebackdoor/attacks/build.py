@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from codebackdoor.attacks.base import Attack, Trigger
 from codebackdoor.attacks.payloads import make_payload

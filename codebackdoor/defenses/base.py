@@ -8,7 +8,7 @@ list` describes defenses through their class attributes alone.
 from __future__ import annotations
 
 import dataclasses
-import sys
+import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +16,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from codebackdoor.errors import UserError
 from codebackdoor.registry import registry
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 reads TOML through the backport
-    import tomli as tomllib
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -72,9 +72,10 @@ class DeCE(ObjectiveDefense):
     # "mean": over non-ignored positions. "reference": the released code's denominator, which
     # also counts ignored positions; only for reproducing its numbers.
     reduction: Reduction = "mean"
-    # Measured on 2 CPU threads (benchmarks/perf/dece_loss.py, N = 8192): compiled about 0.5x
-    # CE's time, eager about 1.1x, after a one-off compile of 5-10 s per dtype and vocabulary.
-    # Falls back to eager, with a warning, where compiling fails.
+    # Measured on 2 CPU threads (benchmarks/perf/dece_loss.py, N = 8192, V = 32,100/50,257):
+    # compiled 0.3-0.6x CE's time; eager 1.1x on an idle machine but 1.8-4x when other
+    # processes compete for the CPUs, as it runs many more kernels. Compiling costs 5-10 s
+    # once per dtype and vocabulary size. Falls back to eager, with a warning, if it fails.
     compile: bool = True
 
     def __post_init__(self) -> None:
