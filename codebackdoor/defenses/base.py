@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from codebackdoor.errors import UserError
+from codebackdoor.params import build_dataclass
 from codebackdoor.registry import registry
 
 if TYPE_CHECKING:
@@ -115,33 +115,6 @@ def build_defense(method: str, parameters: dict[str, Any], *, origin: str) -> De
     cls = registry("defenses").get(method)
     if not (isinstance(cls, type) and issubclass(cls, Defense)):
         raise UserError(f"defense '{method}' is registered as {cls!r}, which is not a Defense")
-    hints = typing.get_type_hints(cls)
-    fields = {field.name: hints[field.name] for field in dataclasses.fields(cls) if field.init}
-    unknown = sorted(set(parameters) - set(fields))
-    if unknown:
-        raise UserError(
-            f"{origin}: unknown parameter(s) {', '.join(unknown)} for defense '{method}'; "
-            f"valid: {', '.join(fields) or 'none'}"
-        )
-    values = {key: _checked(origin, key, value, fields[key]) for key, value in parameters.items()}
-    return cls(**values)
-
-
-def _checked(origin: str, key: str, value: Any, hint: Any) -> Any:
-    """``value`` converted to the field's type, or a UserError naming the expected type."""
-    # bool is a subclass of int in Python, but `beta = true` is never a number the user meant.
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is float and is_number:
-        return float(value)
-    if hint is int and is_number and isinstance(value, int):
-        return value
-    if hint in (bool, str) and isinstance(value, hint):
-        return value
-    if typing.get_origin(hint) is typing.Literal:
-        if value in typing.get_args(hint):
-            return value
-        choices = ", ".join(repr(choice) for choice in typing.get_args(hint))
-        raise UserError(f"{origin}: {key} = {value!r} is not one of {choices}")
-    if hint in (float, int, bool, str):
-        raise UserError(f"{origin}: {key} = {value!r} must be of type {hint.__name__}")
-    return value
+    return build_dataclass(
+        cls, parameters, what=f"{origin}: defense '{method}'", convert_strings=False
+    )
