@@ -321,6 +321,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "false triggers",
                 "result",
             ),
+            disable_numparse=True,
         )
     )
     return 0
