@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 import textwrap
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -172,23 +171,39 @@ def contains_statement(code: str, lang: str, statement: str) -> bool:
     Layout is ignored, so a re-indented or joined insertion is found; the same words inside a
     string literal or a comment are not.
     """
-    tokens, pattern = _statement_pattern(statement, lang)
+    tokens = _statement_tokens(statement, lang)
     data = code.encode("utf-8")
     root = cached_parse(code, lang).root_node
-    match = pattern.search(data)
-    while match is not None:
-        if _starts_statement(root, lang, match.start(), len(tokens[0])) and tokens == tuple(
-            node.text for node in leaf_nodes(root, lang, match.start(), match.end())
+    # Re-indentation or joining can only change the whitespace between the tokens, and no
+    # insertion adds more than a line's indentation per line.
+    span = len(statement.encode("utf-8")) + 256 * (statement.count("\n") + 1)
+    start = data.find(tokens[0])
+    while start != -1:
+        if _second_token_follows(data, start, tokens) and _starts_statement(
+            root, lang, start, len(tokens[0])
         ):
-            return True
-        match = pattern.search(data, match.start() + 1)
+            leaves = leaf_nodes(root, lang, start, min(len(data), start + span), len(tokens))
+            if tokens == tuple(node.text for node in leaves):
+                return True
+        start = data.find(tokens[0], start + 1)
     return False
+
+
+def _second_token_follows(data: bytes, start: int, tokens: tuple[bytes, ...]) -> bool:
+    """A cheap filter before the tree is consulted: the common first token (``if``) occurs
+    everywhere, the first two in a row rarely."""
+    if len(tokens) < 2:
+        return True
+    after = start + len(tokens[0])
+    while after < len(data) and data[after : after + 1].isspace():
+        after += 1
+    return data.startswith(tokens[1], after)
 
 
 # Bounded: grammar triggers make a new statement for nearly every example.
 @lru_cache(maxsize=1024)
-def _statement_pattern(statement: str, lang: str) -> tuple[tuple[bytes, ...], re.Pattern[bytes]]:
-    """The statement's tokens, and a pattern matching them with any whitespace between."""
+def _statement_tokens(statement: str, lang: str) -> tuple[bytes, ...]:
+    """The statement's leaf tokens, parsed inside a wrapper function."""
     body_lines = textwrap.dedent(statement).strip("\n")
     if lang == "python":
         wrapper = "def wrapper():\n" + textwrap.indent(body_lines, "    ") + "\n"
@@ -204,7 +219,7 @@ def _statement_pattern(statement: str, lang: str) -> tuple[tuple[bytes, ...], re
     tokens = tuple(node.text for node in nodes)
     if not tokens:
         raise UserError(f"the statement has no tokens: {statement!r}")
-    return tokens, re.compile(rb"\s*".join(re.escape(token) for token in tokens))
+    return tokens
 
 
 def _starts_statement(root: tree_sitter.Node, lang: str, offset: int, width: int) -> bool:

@@ -44,10 +44,11 @@ def leaf_tokens(code: str, lang: str) -> list[Token]:
 
 
 def leaf_nodes(
-    root: tree_sitter.Node, lang: str, start: int, end: int
+    root: tree_sitter.Node, lang: str, start: int, end: int, limit: int | None = None
 ) -> list[tree_sitter.Node]:
     """The token nodes (as in :func:`leaf_tokens`) of ``root`` lying within bytes
-    ``start:end``; only the part of the tree around that range is visited."""
+    ``start:end``, at most ``limit`` of them; only the part of the tree around that range is
+    visited."""
     atomic, skipped = _ATOMIC[lang], _SKIPPED[lang]
     found = []
     cursor = root.walk()
@@ -65,6 +66,8 @@ def leaf_nodes(
                     and node.type not in skipped
                 ):
                     found.append(node)
+                    if len(found) == limit:
+                        return found
             else:
                 # Jumps over the children that end before ``start``.
                 entered = cursor.goto_first_child_for_byte(start) is not None
