@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codebackdoor.errors import UserError
+from codebackdoor.io import read_toml
 
 
 @dataclass
@@ -76,13 +76,7 @@ def config_fields() -> list[str]:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """A TOML file whose keys are RunConfig fields; unknown keys list the valid ones."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
-    try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc})") from exc
+    values = read_toml(Path(path), "config file")
     unknown = sorted(set(values) - set(config_fields()))
     if unknown:
         raise UserError(f"{path}: unknown keys {unknown}; valid keys: {', '.join(config_fields())}")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
+
+from codebackdoor.errors import UserError
 
 
 def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
@@ -36,3 +39,14 @@ def atomic_write_json(path: Path, obj: Any, *, overwrite: bool = True) -> None:
         json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
         overwrite=overwrite,
     )
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or malformed file is one clear line naming ``what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what} {path} is not valid TOML: {exc}") from exc

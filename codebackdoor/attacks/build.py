@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from codebackdoor.attacks.base import Attack, Trigger
 from codebackdoor.attacks.payloads import make_payload
 from codebackdoor.errors import UserError
+from codebackdoor.io import read_toml
 from codebackdoor.params import build_dataclass
 from codebackdoor.registry import registry
 
@@ -17,12 +17,7 @@ PRESET_KEYS = {"method", "params", "payload", "selection", "description", "citat
 
 def read_preset(path: Path) -> dict[str, Any]:
     """A named attack configuration (TOML): method, params, payload, selection, citation."""
-    if not path.is_file():
-        raise UserError(f"attack preset not found: {path}")
-    try:
-        preset = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc})") from exc
+    preset = read_toml(path, "attack preset")
     unknown = sorted(set(preset) - PRESET_KEYS)
     if unknown:
         raise UserError(f"{path}: unknown keys {unknown}; valid keys: {sorted(PRESET_KEYS)}")

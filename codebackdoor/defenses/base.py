@@ -8,12 +8,12 @@ list` describes defenses through their class attributes alone.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from codebackdoor.errors import UserError
+from codebackdoor.io import read_toml
 from codebackdoor.params import build_dataclass
 from codebackdoor.registry import registry
 
@@ -82,12 +82,7 @@ class DefensePreset:
     @classmethod
     def read(cls, path: Path) -> DefensePreset:
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"defense preset not found: {path}")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"defense preset {path} is not valid TOML: {exc}") from exc
+        data = read_toml(path, "defense preset")
         method = data.get("method")
         if not isinstance(method, str) or not method:
             raise UserError(f'defense preset {path} needs method = "<defense name>"')
