@@ -135,3 +135,29 @@ def test_classifier_run_from_a_saved_checkpoint_directory(
 def test_two_objective_defenses_are_refused(small_lyra: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="only one defense may replace the training objective"):
         run(_lyra_config(small_lyra, defenses=["dece", "label-smoothing"]), tmp_path)
+
+
+def test_cli_run_reads_a_config_file_and_flags_override_it(
+    small_lyra: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codebackdoor.cli import main
+
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f'task = "generate"\ndata = "{small_lyra}"\nattack = "badpre"\nmodel = "tiny-t5"\n'
+        "epochs = 3\ncurve_size = 2\nmax_source_length = 64\nmax_target_length = 64\n"
+        "generation_max_length = 8\n[attack_params]\ncount = 2\n",
+        encoding="utf-8",
+    )
+    argv = ["run", "--config", str(config), "--epochs", "1", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "badpre @ 5%" in table and "sbleu" in table
+    (result_path,) = (tmp_path / "out").glob("*/result.json")
+    result = json.loads(result_path.read_text())
+    assert result["config"]["training"]["epochs"] == 1  # the flag won over the file
+    assert result["config"]["attack"]["params"]["count"] == 2
+    assert str(result_path) in table
+    # The same command again reads the finished run back.
+    assert main(argv) == 0
+    assert "(existing)" in capsys.readouterr().out
