@@ -20,6 +20,7 @@ from codebackdoor.config import RunConfig
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.io import atomic_write_json, atomic_write_text
+from codebackdoor.poison import write_poisoned
 from codebackdoor.results import SCHEMA_VERSION, file_sha256, read_result, write_result
 from codebackdoor.versions import versions
 
@@ -118,9 +119,6 @@ def run(config: RunConfig, out: Path, *, resume: bool = False) -> RunOutcome:
         raise UserError(
             f"an unfinished run exists in {directory}: pass --resume to finish it, or remove it"
         )
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(directory / "config.json", config.identity())
-
     timer = _Timer()
     started = time.perf_counter()
     with timer("load"):
@@ -137,7 +135,7 @@ def run(config: RunConfig, out: Path, *, resume: bool = False) -> RunOutcome:
     fingerprints = splits.fingerprints()
     if config.attack is not None:
         from codebackdoor.attacks.build import build_attack
-        from codebackdoor.poison import poison, write_poisoned
+        from codebackdoor.poison import poison
 
         with timer("poison"):
             attack = build_attack(
@@ -145,7 +143,6 @@ def run(config: RunConfig, out: Path, *, resume: bool = False) -> RunOutcome:
                 payload_params=config.payload_params, selection=config.selection,
             )
             poisoned = poison(splits, task, attack, config.rate, config.seed)
-            write_poisoned(poisoned, directory / "poison", overwrite=True)
         train, triggered = poisoned.train, poisoned.triggered_test
         poison_summary = _poison_summary(poisoned.manifest)
         fingerprints["train_poisoned"] = poisoned.manifest["fingerprints"]["train_poisoned"]
@@ -164,6 +161,12 @@ def run(config: RunConfig, out: Path, *, resume: bool = False) -> RunOutcome:
             config.model, task.output_kind, train, revision=config.model_revision,
             trust_remote_code=config.trust_remote_code, lora=config.lora, seed=config.seed,
         )
+    # Only now, with every user input checked, does the run get its directory: a mistake
+    # leaves nothing behind that a later run would take for an interrupted one.
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(directory / "config.json", config.identity())
+    if attack is not None:
+        write_poisoned(poisoned, directory / "poison", overwrite=True)
     scorer = _Scorer(task, attack, splits.test, triggered)
     curve_clean = splits.test[: config.curve_size]
     curve_triggered = triggered[: config.curve_size]

@@ -133,8 +133,11 @@ def test_classifier_run_from_a_saved_checkpoint_directory(
 
 
 def test_two_objective_defenses_are_refused(small_lyra: Path, tmp_path: Path) -> None:
+    config = _lyra_config(small_lyra, defenses=["dece", "label-smoothing"])
     with pytest.raises(UserError, match="only one defense may replace the training objective"):
-        run(_lyra_config(small_lyra, defenses=["dece", "label-smoothing"]), tmp_path)
+        run(config, tmp_path)
+    # A refused run leaves nothing that a later run would take for an interrupted one.
+    assert not (tmp_path / config.run_id()).exists()
 
 
 def test_cli_run_reads_a_config_file_and_flags_override_it(
