@@ -256,6 +256,11 @@ def load_victim(
             )
         elif spec.startswith((".", "/", "~")) or spec.count("/") > 1:
             raise UserError(f"model directory not found: {spec}")
+        elif spec.startswith("tiny-"):
+            # The presets' namespace: a typo here is not worth a minute of hub retries.
+            from codebackdoor.registry import registry
+
+            registry("models").entry(spec)
         else:
             victim = _from_pretrained(
                 spec,
