@@ -300,13 +300,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     configs = [(label, make_config(values)) for label, values in runs]
     rows = []
     for label, config in configs:
-        print(
-            f"[{label}] run {config.run_id()}: task {config.task} ({config.lang}), "
-            f"attack {config.attack or 'none'}, defenses {config.defenses or ['none']}, "
-            f"model {config.model}, {config.epochs} epochs",
-            file=sys.stderr,
-        )
-        outcome = run(config, Path(args.out), resume=args.resume)
+
+        def announce(label: str = label, config: Any = config) -> None:
+            print(
+                f"[{label}] run {config.run_id()}: task {config.task} ({config.lang}), "
+                f"attack {config.attack or 'none'}, defenses {config.defenses or ['none']}, "
+                f"model {config.model}, {config.epochs} epochs",
+                file=sys.stderr,
+            )
+
+        outcome = run(config, Path(args.out), resume=args.resume, on_start=announce)
         rows.append(_summary_row(label, outcome))
     print(
         tabulate(

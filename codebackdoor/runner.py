@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,9 +109,16 @@ def run_dir(config: RunConfig, out: Path) -> Path:
     return Path(out) / config.run_id()
 
 
-def run(config: RunConfig, out: Path, *, resume: bool = False) -> RunOutcome:
+def run(
+    config: RunConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    on_start: Callable[[], None] | None = None,
+) -> RunOutcome:
     """Run ``config`` into ``out/<run_id>/``. A finished run is read back, never recomputed or
-    overwritten; an interrupted one continues only with ``resume``."""
+    overwritten; an interrupted one continues only with ``resume``. ``on_start`` is called once
+    every input has been checked, just before training."""
     directory = run_dir(config, out)
     result_path = directory / RESULT_FILE
     if result_path.exists():
@@ -167,6 +175,8 @@ def run(config: RunConfig, out: Path, *, resume: bool = False) -> RunOutcome:
     atomic_write_json(directory / "config.json", config.identity())
     if attack is not None:
         write_poisoned(poisoned, directory / "poison", overwrite=True)
+    if on_start is not None:
+        on_start()
     scorer = _Scorer(task, attack, splits.test, triggered)
     curve_clean = splits.test[: config.curve_size]
     curve_triggered = triggered[: config.curve_size]
