@@ -308,6 +308,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"model {config.model}, {config.epochs} epochs",
                 file=sys.stderr,
             )
+            resolved = json.dumps(config.identity(), sort_keys=True)
+            print(f"  resolved config (saved as config.json): {resolved}", file=sys.stderr)
 
         outcome = run(config, Path(args.out), resume=args.resume, on_start=announce)
         rows.append(_summary_row(label, outcome))
