@@ -37,3 +37,15 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     import os
 
     os.environ["CODEBACKDOOR_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def one_cpu_thread():
+    """Training tests check behaviour, not speed. On a shared 2-core machine, two intra-op
+    threads that other processes keep descheduling made such a module 5-20x slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

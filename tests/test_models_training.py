@@ -33,14 +33,7 @@ TRAIN = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    """These tests check behaviour, not speed. On a shared 2-core machine, two intra-op threads
-    that other processes keep descheduling made this module 5-20x slower than one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 class RecordingCrossEntropy:

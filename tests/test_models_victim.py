@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
+from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.models import TrainingSettings, load_victim
@@ -41,21 +41,7 @@ CASES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    """These tests check behaviour, not speed. On a shared 2-core machine, two intra-op threads
-    that other processes keep descheduling made this module 5-20x slower than one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class CrossEntropy:
-    def loss(self, logits, labels, epoch):
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
-        )
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def data_for(output_kind: str) -> list[Example]:
