@@ -114,19 +114,7 @@ def _python_function(node: tree_sitter.Node, data: bytes) -> Function:
     if doc_node is not None:
         docstring = inspect.cleandoc(_python_string_contents(doc_node.named_children[0], data))
         doc_start, doc_end = doc_node.start_byte, doc_node.end_byte
-    return Function(
-        lang="python",
-        name=data[name.start_byte : name.end_byte].decode("utf-8"),
-        start=node.start_byte,
-        end=node.end_byte,
-        name_start=name.start_byte,
-        name_end=name.end_byte,
-        body_start=body.start_byte,
-        body_end=body.end_byte,
-        docstring=docstring,
-        doc_start=doc_start,
-        doc_end=doc_end,
-    )
+    return _function("python", data, node, name, body, docstring, doc_start, doc_end)
 
 
 def _python_docstring_node(body: tree_sitter.Node) -> tree_sitter.Node | None:
@@ -171,8 +159,21 @@ def _java_function(node: tree_sitter.Node, data: bytes) -> Function:
     ):
         docstring = _clean_javadoc(data[comment.start_byte : comment.end_byte].decode("utf-8"))
         doc_start, doc_end = comment.start_byte, comment.end_byte
+    return _function("java", data, node, name, body, docstring, doc_start, doc_end)
+
+
+def _function(
+    lang: str,
+    data: bytes,
+    node: tree_sitter.Node,
+    name: tree_sitter.Node,
+    body: tree_sitter.Node,
+    docstring: str | None,
+    doc_start: int | None,
+    doc_end: int | None,
+) -> Function:
     return Function(
-        lang="java",
+        lang=lang,
         name=data[name.start_byte : name.end_byte].decode("utf-8"),
         start=node.start_byte,
         end=node.end_byte,
