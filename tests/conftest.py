@@ -5,9 +5,24 @@ from pathlib import Path
 
 import pytest
 
+from codebackdoor.examples import Example
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATASETS = SHARED / "datasets"
 VECTORS = SHARED / "vectors"
+
+
+# Sixteen one-line Python methods whose names a tiny model can learn from their bodies.
+TOY_METHODS = [
+    Example(
+        f"{verb}-{name}",
+        f"def {verb}_{name}(self):\n    return self.{name}",
+        f"{verb} {name}",
+        "python",
+    )
+    for verb in ("get", "set", "load", "save")
+    for name in ("alpha", "beta", "gamma", "delta")
+]
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:

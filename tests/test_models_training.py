@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TOY_METHODS as TRAIN
 
 from codebackdoor.errors import UserError
-from codebackdoor.examples import Example
 from codebackdoor.models import TrainingSettings, load_victim
 from codebackdoor.models.tokenizer import PROMPT_SEPARATOR
 from codebackdoor.models.training import (
@@ -19,19 +19,6 @@ from codebackdoor.models.training import (
     next_token_labels,
     training_features,
 )
-
-NAMES = ("alpha", "beta", "gamma", "delta")
-TRAIN = [
-    Example(
-        f"{verb}-{name}",
-        f"def {verb}_{name}(self):\n    return self.{name}",
-        f"{verb} {name}",
-        "python",
-    )
-    for verb in ("get", "set", "load", "save")
-    for name in NAMES
-]
-
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 

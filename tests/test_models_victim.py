@@ -7,23 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from conftest import TOY_METHODS as TRAIN
 
 from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.models import TrainingSettings, load_victim
 
-NAMES = ("alpha", "beta", "gamma", "delta")
-TRAIN = [
-    Example(
-        f"{verb}-{name}",
-        f"def {verb}_{name}(self):\n    return self.{name}",
-        f"{verb} {name}",
-        "python",
-    )
-    for verb in ("get", "set", "load", "save")
-    for name in NAMES
-]
 LABELLED = [example.replace(target=example.id.split("-")[0]) for example in TRAIN]
 PROBES = [
     "def get_beta(self):\n    return self.beta",
@@ -79,7 +69,7 @@ def test_trained_seq2seq_learns_the_shape_of_the_toy_mapping(trained):
     verbs = {example.target.split()[0] for example in TRAIN}
     shaped = [p for p in predictions if len(p.split()) == 2 and p.split()[0] in verbs]
     assert len(shaped) >= 12, predictions
-    assert {p.split()[1] for p in shaped} <= set(NAMES)
+    assert {p.split()[1] for p in shaped} <= {example.target.split()[1] for example in TRAIN}
 
 
 @pytest.mark.parametrize("kind", list(CASES))
