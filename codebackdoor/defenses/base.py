@@ -8,7 +8,7 @@ list` describes defenses through their class attributes alone.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +19,9 @@ from codebackdoor.registry import registry
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from codebackdoor.examples import Example
+    from codebackdoor.models.victim import Victim
 
 STAGES = ("filter", "objective", "purify")
 
@@ -58,6 +61,10 @@ class ObjectiveDefense(Defense):
 
     stages: ClassVar[tuple[str, ...]] = ("objective",)
 
+    def learning_rate(self, run_learning_rate: float) -> float:
+        """The learning rate to train with; the run's unless the defense changes it."""
+        return run_learning_rate
+
     def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
         """Mean loss over the positions whose label is not IGNORE_INDEX (0 when there are none).
 
@@ -65,6 +72,66 @@ class ObjectiveDefense(Defense):
         already shifted against their labels, and classifier logits alike. ``epoch`` is 1-based
         and whole: the epoch being trained, not the Trainer's fractional progress.
         """
+        raise NotImplementedError
+
+
+@dataclass
+class DefenseContext:
+    """What the runner hands a filter or purify defense besides the data it works on.
+
+    ``clean`` is the small clean sample a defender is assumed to hold: the task's validation
+    split, which is never poisoned. ``workdir`` is the defense's own directory inside the run
+    directory, for models it trains and caches (it survives an interrupted run).
+    """
+
+    task: Any
+    clean: list[Example]
+    seed: int
+    workdir: Path
+
+
+@dataclass
+class FilterDecision:
+    """A filter's verdict on every training example, in the order it was given them."""
+
+    keep: list[bool]
+    # Suspicion per example (higher = more suspicious), where the method has one.
+    scores: list[float] | None = None
+    # What the method found (keywords, threshold, cluster sizes …), for the result file.
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FilterDefense(Defense):
+    """A defense that removes suspected poisoned training examples before the final training.
+
+    When ``needs_victim`` is true the runner first trains a victim on the poisoned data (the
+    run's own model, objective and settings) and passes it in.
+    """
+
+    stages: ClassVar[tuple[str, ...]] = ("filter",)
+    needs_victim: ClassVar[bool] = True
+
+    def filter(
+        self, train: list[Example], victim: Victim | None, context: DefenseContext
+    ) -> FilterDecision:
+        raise NotImplementedError
+
+
+@dataclass
+class PurifyDefense(Defense):
+    """A defense that rewrites test inputs before the victim sees them (e.g. ONION).
+
+    ``fit`` sees the poisoned training data and the clean sample once; ``purify`` is then
+    called on clean and triggered test inputs alike, which it cannot tell apart.
+    """
+
+    stages: ClassVar[tuple[str, ...]] = ("purify",)
+
+    def fit(self, train: list[Example], context: DefenseContext) -> None:
+        """Prepare (e.g. train the scoring model); the default needs nothing."""
+
+    def purify(self, sources: list[str]) -> list[str]:
         raise NotImplementedError
 
 
