@@ -12,7 +12,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,27 +51,36 @@ def build_task(config: RunConfig) -> Any:
                            what=f"task '{config.task}'")
 
 
-def build_defenses(config: RunConfig, task: Any) -> tuple[Any, list[Any]]:
-    """The training objective (cross-entropy unless a defense replaces it) and all defenses."""
-    from codebackdoor.defenses.base import load_defense
+@dataclass
+class DefensePlan:
+    """The run's defenses by stage: at most one per stage, composed by ``run``."""
+
+    objective: Any  # the training loss: cross-entropy unless a defense replaces it
+    filter: Any | None
+    purify: Any | None
+    defenses: list[Any]
+
+
+def build_defenses(config: RunConfig, task: Any) -> DefensePlan:
+    from codebackdoor.defenses.base import STAGES, load_defense
     from codebackdoor.defenses.objectives import CrossEntropy
 
     defenses = [load_defense(spec) for spec in config.defenses]
+    by_stage: dict[str, list[Any]] = {stage: [] for stage in STAGES}
     for defense in defenses:
         defense.check_applies(task)
-        unsupported = [stage for stage in defense.stages if stage != "objective"]
-        if unsupported:
+        for stage in defense.stages:
+            by_stage[stage].append(defense)
+    for stage, taking in by_stage.items():
+        if len(taking) > 1:
             raise UserError(
-                f"defense '{defense.name}' needs the {', '.join(unsupported)} stage, which this "
-                "runner does not compose yet"
+                f"only one defense per stage; the {stage} stage is taken by "
+                + ", ".join(d.name for d in taking)
+                + " (defenses of different stages combine, e.g. --defense spectral --defense dece)"
             )
-    objectives = [d for d in defenses if "objective" in d.stages]
-    if len(objectives) > 1:
-        raise UserError(
-            "only one defense may replace the training objective; got "
-            + ", ".join(d.name for d in objectives)
-        )
-    return (objectives[0] if objectives else CrossEntropy()), defenses
+    first = {stage: taking[0] if taking else None for stage, taking in by_stage.items()}
+    return DefensePlan(first["objective"] or CrossEntropy(), first["filter"], first["purify"],
+                       defenses)
 
 
 def hardware() -> dict[str, Any]:
@@ -131,7 +140,7 @@ def run(
     started = time.perf_counter()
     with timer("load"):
         task = build_task(config)
-        objective, defenses = build_defenses(config, task)
+        plan = build_defenses(config, task)
         splits = task.load()
     for name in ("train", "test"):
         if not getattr(splits, name):
@@ -160,15 +169,20 @@ def run(
     from codebackdoor.models.victim import load_victim
 
     settings = TrainingSettings(
-        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        epochs=config.epochs, batch_size=config.batch_size,
+        learning_rate=plan.objective.learning_rate(config.learning_rate),
         max_source_length=config.max_source_length, max_target_length=config.max_target_length,
         generation_max_length=config.generation_max_length, seed=config.seed,
     )
-    with timer("load_model"):
-        victim = load_victim(
-            config.model, task.output_kind, train, revision=config.model_revision,
+
+    def new_victim(examples: list[Example]) -> Any:
+        return load_victim(
+            config.model, task.output_kind, examples, revision=config.model_revision,
             trust_remote_code=config.trust_remote_code, lora=config.lora, seed=config.seed,
         )
+
+    with timer("load_model"):
+        victim = new_victim(train)
     # Only now, with every user input checked, does the run get its directory: a mistake
     # leaves nothing behind that a later run would take for an interrupted one.
     directory.mkdir(parents=True, exist_ok=True)
@@ -177,9 +191,33 @@ def run(
         write_poisoned(poisoned, directory / "poison", overwrite=True)
     if on_start is not None:
         on_start()
+
+    from codebackdoor.defenses.base import DefenseContext
+
+    def context(stage: str) -> DefenseContext:
+        return DefenseContext(task=task, clean=splits.valid, seed=config.seed,
+                              workdir=directory / stage)
+
+    detection = None
+    if plan.filter is not None:
+        with timer("filter"):
+            poisoned_ids = set(poisoned.manifest["poisoned_ids"]) if attack is not None else set()
+            train, detection = _filter_stage(
+                plan.filter, train, victim if plan.filter.needs_victim else None,
+                replace(settings, learning_rate=config.learning_rate), context("filter"),
+                poisoned_ids, resume=resume,
+            )
+            victim = new_victim(train)
+    test, triggered_inputs = splits.test, triggered
+    purification = None
+    if plan.purify is not None:
+        with timer("purify"):
+            test, triggered_inputs, purification = _purify_stage(
+                plan.purify, train, splits.test, triggered, context("purify")
+            )
     scorer = _Scorer(task, attack, splits.test, triggered)
-    curve_clean = splits.test[: config.curve_size]
-    curve_triggered = triggered[: config.curve_size]
+    curve_clean = test[: config.curve_size]
+    curve_triggered = triggered_inputs[: config.curve_size]
 
     def on_epoch_end(epoch: int) -> dict[str, Any]:
         if not config.curve_size:
@@ -187,15 +225,19 @@ def run(
         return scorer.curve_point(victim, curve_clean, curve_triggered)
 
     with timer("train"):
-        curve = victim.fit(train, settings, objective, directory / "train",
+        curve = victim.fit(train, settings, plan.objective, directory / "train",
                            on_epoch_end=on_epoch_end, resume=resume)
     with timer("evaluate"):
-        clean_predictions = victim.predict([e.source for e in splits.test])
-        triggered_predictions = victim.predict([e.source for e in triggered])
+        clean_predictions = victim.predict([e.source for e in test])
+        triggered_predictions = victim.predict([e.source for e in triggered_inputs])
         metrics = scorer.final_metrics(train, clean_predictions, triggered_predictions)
+    if detection is not None:
+        metrics["detection"] = detection
+    if purification is not None:
+        metrics["purification"] = purification
     predictions_path = directory / PREDICTIONS_FILE
-    lines = _write_predictions(predictions_path, splits.test, clean_predictions, triggered,
-                               triggered_predictions)
+    lines = _write_predictions(predictions_path, splits.test, test, clean_predictions,
+                               triggered, triggered_inputs, triggered_predictions)
     timer.seconds["total"] = round(time.perf_counter() - started, 3)
 
     result = {
@@ -209,10 +251,11 @@ def run(
             "attack": attack.describe() if attack else None,
             "rate": config.rate if attack else None,
             "defenses": [
-                {"method": d.name, "citation": d.citation, "params": d.parameters()}
-                for d in defenses
+                {"method": d.name, "stages": list(d.stages), "citation": d.citation,
+                 "params": d.parameters()}
+                for d in plan.defenses
             ],
-            "objective": objective.name,
+            "objective": plan.objective.name,
             "model": {"spec": config.model, **victim.spec},
             "training": {**settings.__dict__},
             "seed": config.seed,
@@ -313,15 +356,74 @@ class _Scorer:
         return metrics
 
 
-def _write_predictions(path: Path, test: list[Example], clean_predictions: list[str],
-                       triggered: list[Example], triggered_predictions: list[str]) -> int:
-    rows = [
-        {"id": e.id, "split": split, "input": e.source, "reference": e.target, "prediction": p}
-        for split, examples, predictions in (
-            ("test", test, clean_predictions), ("test_triggered", triggered, triggered_predictions)
-        )
-        for e, p in zip(examples, predictions, strict=True)
-    ]
+def _filter_stage(
+    defense: Any, train: list[Example], victim: Any, settings: Any, context: Any,
+    poisoned_ids: set[str], *, resume: bool,
+) -> tuple[list[Example], dict[str, Any]]:
+    """The kept training examples and the detection record. The victim the filter inspects is
+    trained on the poisoned data with plain cross-entropy: the defenses assume a model trained
+    the usual way. The decision is saved so that a resumed run does not score again."""
+    from codebackdoor.defenses.base import FilterDecision
+    from codebackdoor.defenses.objectives import CrossEntropy
+    from codebackdoor.evaluate import detection_metrics
+
+    decision_path = context.workdir / "decision.json"
+    if resume and decision_path.is_file():
+        saved = json.loads(decision_path.read_text(encoding="utf-8"))
+        decision = FilterDecision(saved["keep"], saved["scores"], saved["details"])
+    else:
+        if victim is not None:
+            victim.fit(train, settings, CrossEntropy(), context.workdir / "train", resume=resume)
+        decision = defense.filter(train, victim, context)
+        if len(decision.keep) != len(train):
+            raise RuntimeError(
+                f"defense '{defense.name}' decided on {len(decision.keep)} of {len(train)} "
+                "training examples"
+            )
+        atomic_write_json(decision_path, {"keep": decision.keep, "scores": decision.scores,
+                                          "details": decision.details})
+    kept = [example for example, keep in zip(train, decision.keep, strict=True) if keep]
+    if not kept:
+        raise UserError(f"defense '{defense.name}' removed every training example")
+    detection = {"method": defense.name,
+                 **detection_metrics(train, decision.keep, poisoned_ids),
+                 "details": decision.details}
+    return kept, detection
+
+
+def _purify_stage(
+    defense: Any, train: list[Example], test: list[Example], triggered: list[Example],
+    context: Any,
+) -> tuple[list[Example], list[Example], dict[str, Any]]:
+    """Test inputs as the victim will see them, and how many the defense changed."""
+    defense.fit(train, context)
+    sources = defense.purify([e.source for e in test] + [e.source for e in triggered])
+    purified = [e.replace(source=source) for e, source in zip(test + triggered, sources,
+                                                              strict=True)]
+    clean, dirty = purified[: len(test)], purified[len(test):]
+    changed = {
+        name: sum(a.source != b.source for a, b in zip(before, after, strict=True))
+        for name, before, after in (("test", test, clean), ("test_triggered", triggered, dirty))
+    }
+    return clean, dirty, {"method": defense.name, "changed_inputs": changed}
+
+
+def _write_predictions(
+    path: Path, test: list[Example], test_inputs: list[Example], clean_predictions: list[str],
+    triggered: list[Example], triggered_inputs: list[Example], triggered_predictions: list[str],
+) -> int:
+    """One line per test input; ``input`` is what the victim saw, ``original_input`` is there
+    when a purify defense changed it."""
+    rows = []
+    for split, originals, inputs, predictions in (
+        ("test", test, test_inputs, clean_predictions),
+        ("test_triggered", triggered, triggered_inputs, triggered_predictions),
+    ):
+        for original, seen, prediction in zip(originals, inputs, predictions, strict=True):
+            row = {"id": original.id, "split": split, "input": seen.source,
+                   "reference": original.target, "prediction": prediction}
+            if seen.source != original.source:
+                row["original_input"] = original.source
+            rows.append(row)
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return len(rows)
-

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from conftest import read_csv_rows
 
 from codebackdoor.config import make_config
+from codebackdoor.defenses.base import FilterDecision, FilterDefense, PurifyDefense
 from codebackdoor.errors import UserError
 from codebackdoor.results import file_sha256, validation_errors
 from codebackdoor.runner import run
@@ -134,7 +137,7 @@ def test_classifier_run_from_a_saved_checkpoint_directory(
 
 def test_two_objective_defenses_are_refused(small_lyra: Path, tmp_path: Path) -> None:
     config = _lyra_config(small_lyra, defenses=["dece", "label-smoothing"])
-    with pytest.raises(UserError, match="only one defense may replace the training objective"):
+    with pytest.raises(UserError, match="only one defense per stage; the objective stage"):
         run(config, tmp_path)
     # A refused run leaves nothing that a later run would take for an interrupted one.
     assert not (tmp_path / config.run_id()).exists()
@@ -164,3 +167,84 @@ def test_cli_run_reads_a_config_file_and_flags_override_it(
     # The same command again reads the finished run back.
     assert main(argv) == 0
     assert "(existing)" in capsys.readouterr().out
+
+
+@dataclass
+class OracleFilter(FilterDefense):
+    """Removes the training inputs that contain a word: a perfect detector of one trigger."""
+
+    name: ClassVar[str] = "oracle-filter"
+    word: str = "bb"
+    needs_victim: ClassVar[bool] = True
+
+    def filter(self, train, victim, context) -> FilterDecision:
+        assert victim is not None and context.clean  # trained on the poisoned data; clean sample
+        keep = [self.word not in example.source.split() for example in train]
+        return FilterDecision(keep, [float(not k) for k in keep], {"word": self.word})
+
+
+@dataclass
+class WordRemover(PurifyDefense):
+    name: ClassVar[str] = "word-remover"
+    word: str = "bb"
+
+    def purify(self, sources: list[str]) -> list[str]:
+        return [" ".join(w for w in s.split(" ") if w != self.word) for s in sources]
+
+
+@pytest.fixture
+def stage_defenses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from codebackdoor.registry import Entry, registry
+
+    entries = registry("defenses").entries
+    for name, target in (("oracle-filter", "OracleFilter"), ("word-remover", "WordRemover")):
+        monkeypatch.setitem(entries, name, Entry("defenses", name, f"{__name__}:{target}", "test"))
+
+
+def test_filter_stage_removes_what_it_detects_and_scores_detection(
+    small_lyra: Path, tmp_path: Path, stage_defenses: None
+) -> None:
+    config = _lyra_config(small_lyra, defenses=["oracle-filter", "dece"], epochs=1)
+    result = run(config, tmp_path).result
+    assert validation_errors(result) == []
+    poisoned = result["poison"]["poisoned"]
+    detection = result["metrics"]["detection"]
+    assert detection["method"] == "oracle-filter"
+    assert (detection["tp"], detection["fp"], detection["fn"]) == (poisoned, 0, 0)
+    assert detection["tn"] == 64 - poisoned and detection["removed"] == poisoned
+    assert detection["precision"] == detection["recall"] == detection["f1"] == 100.0
+    assert detection["fpr"] == 0.0 and detection["details"] == {"word": "bb"}
+    assert result["config"]["objective"] == "dece"
+    assert [d["stages"] for d in result["config"]["defenses"]] == [["filter"], ["objective"]]
+    saved = json.loads((outcome_dir(tmp_path, config) / "filter" / "decision.json").read_text())
+    assert saved["keep"].count(False) == poisoned
+
+
+def outcome_dir(out: Path, config) -> Path:
+    return out / config.run_id()
+
+
+def test_purify_stage_changes_the_inputs_the_victim_sees(
+    small_lyra: Path, tmp_path: Path, stage_defenses: None
+) -> None:
+    config = _lyra_config(small_lyra, defenses=["word-remover"], epochs=1)
+    result = run(config, tmp_path).result
+    triggered = result["poison"]["triggered_test"]
+    changed = result["metrics"]["purification"]["changed_inputs"]
+    assert changed == {"test": 0, "test_triggered": triggered}
+    lines = [json.loads(line) for line in
+             (outcome_dir(tmp_path, config) / "predictions.jsonl").read_text().splitlines()]
+    dirty = [line for line in lines if line["split"] == "test_triggered"]
+    assert all("bb" in line["original_input"].split() for line in dirty)
+    assert all("bb" not in line["input"].split() for line in dirty)
+    assert not any("original_input" in line for line in lines if line["split"] == "test")
+
+
+def test_two_defenses_of_one_stage_are_refused(
+    small_lyra: Path, tmp_path: Path, stage_defenses: None
+) -> None:
+    from codebackdoor.runner import build_defenses, build_task
+
+    config = _lyra_config(small_lyra, defenses=["oracle-filter", "oracle-filter"])
+    with pytest.raises(UserError, match="the filter stage is taken by oracle-filter"):
+        build_defenses(config, build_task(config))
