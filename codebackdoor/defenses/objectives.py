@@ -1,4 +1,4 @@
-"""The plain training objectives: cross-entropy (no defense) and label smoothing."""
+"""The plain training objectives: cross-entropy (no defense), label smoothing, moderate fitting."""
 
 from __future__ import annotations
 
@@ -69,3 +69,33 @@ class LabelSmoothing(ObjectiveDefense):
 
     def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
         return mean_cross_entropy(logits, labels, label_smoothing=self.epsilon)
+
+
+@dataclass
+class ModerateFitting(ObjectiveDefense):
+    """Cross-entropy at a lower learning rate, so the model fits the clean majority of the data
+    before it memorises the rare trigger-target association."""
+
+    name = "moderate"
+    description = "moderate fitting: cross-entropy with the run's learning rate scaled down (x0.1)"
+    citation = (
+        "Zhu, Qin, Zhou, Liu. Moderate-fitting as a Natural Backdoor Defender for Pre-trained "
+        "Language Models. NeurIPS 2022"
+    )
+
+    # Zhu et al. also reduce the trainable parameters and the epochs; the learning rate is
+    # the part that applies to every victim unchanged. Ten times lower is the project's
+    # benchmark setting (issue 4), not a value the paper prescribes for every model.
+    learning_rate_factor: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.learning_rate_factor <= 1.0:
+            raise UserError(
+                f"moderate: learning_rate_factor = {self.learning_rate_factor} must lie in (0, 1]"
+            )
+
+    def learning_rate(self, run_learning_rate: float) -> float:
+        return run_learning_rate * self.learning_rate_factor
+
+    def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
+        return mean_cross_entropy(logits, labels)

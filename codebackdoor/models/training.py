@@ -6,6 +6,10 @@ Trainer has finished the checkpoint, so a checkpoint directory holding it is com
 fit starts from the newest complete checkpoint: the Trainer restores the weights, optimizer,
 scheduler and random states, and the data order depends only on the seed and the epoch, so on
 CPU the result equals an uninterrupted fit.
+
+``train_steps`` is the same engine for a step-budgeted fit on a ready dataset and collator
+(pretraining): a checkpoint every ``save_steps`` with the loss curve beside it, stopped by a
+step or a wall-time budget.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import functools
 import re
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +37,8 @@ if TYPE_CHECKING:
 # The per-epoch records: up to its epoch in each checkpoint, all of them in the output directory
 # once the fit is done.
 EPOCHS_FILE = "epochs.json"
+# A step-budgeted fit's loss curve and training seconds, in each checkpoint and at the end.
+STEPS_FILE = "steps.json"
 CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
 
 
@@ -227,6 +234,118 @@ def train(
     return records
 
 
+@dataclass
+class StepSettings:
+    """A step-budgeted fit. The default schedule, inverse square root after a linear warm-up
+    (Raffel et al., JMLR 2020, §3.1.2), does not depend on the planned number of steps, so a
+    fit stopped by its time budget, resumed, or extended follows the same curve."""
+
+    max_steps: int
+    batch_size: int = 32  # per device
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    lr_scheduler: str = "inverse_sqrt"
+    save_steps: int = 200
+    logging_steps: int = 20
+    # Training seconds, all resumed sessions together; None: only max_steps stops the fit.
+    max_seconds: float | None = None
+    seed: int = 1
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "save_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise UserError(f"training: {name} = {getattr(self, name)} must be at least 1")
+        if self.learning_rate <= 0:
+            raise UserError(f"training: learning_rate = {self.learning_rate} must be positive")
+        if self.warmup_steps < 0 or self.keep_checkpoints < 0:
+            raise UserError("training: warmup_steps and keep_checkpoints must be >= 0")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise UserError(f"training: max_seconds = {self.max_seconds} must be positive")
+
+
+def step_arguments(settings: StepSettings, output_dir: Path) -> Any:
+    """The Trainer's arguments for a step-budgeted fit."""
+    import torch
+    from transformers import TrainingArguments
+
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_steps,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=bf16,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.keep_checkpoints or None,
+        logging_strategy="steps",
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=not sys.stderr.isatty(),
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,
+    )
+
+
+def train_steps(
+    model: Any,
+    tokenizer: Any,
+    kind: str,
+    dataset: Any,
+    collator: Callable[[list[Any]], dict[str, Tensor]],
+    settings: StepSettings,
+    objective: Objective | None,
+    output_dir: Path,
+    *,
+    tokens_per_step: int,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train ``model`` in place on ``dataset`` (batched by ``collator``) until ``max_steps`` or
+    ``max_seconds``; returns the loss curve (one record per logging step: step, tokens, loss,
+    seconds), the steps done and the training seconds. With ``objective`` None the model
+    computes its own loss (transformers' plain Trainer; the throughput benchmark's baseline)."""
+    from accelerate import PartialState
+    from transformers import Trainer
+
+    output_dir = Path(output_dir)
+    processes = PartialState()
+    if processes.is_main_process:
+        remove_checkpoints(output_dir, incomplete_only=resume, marker=STEPS_FILE)
+    processes.wait_for_everyone()
+    checkpoint, state = latest_checkpoint(output_dir, STEPS_FILE) if resume else (None, {})
+    state = {"records": [], "seconds": 0.0, **(state or {})}
+    common = {
+        "model": model,
+        "args": step_arguments(settings, output_dir),
+        "train_dataset": dataset,
+        "data_collator": collator,
+        "processing_class": tokenizer,
+    }
+    if objective is None:
+        trainer = Trainer(**common)
+    else:
+        trainer = engine().ObjectiveTrainer(**common, objective=objective, kind=kind)
+    recorder = engine().StepRecorder(state, output_dir, settings, tokens_per_step, on_log)
+    trainer.add_callback(recorder)
+    with progress_bars_on_terminal_only():
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    state["steps"] = trainer.state.global_step
+    if processes.is_main_process:
+        atomic_write_json(output_dir / STEPS_FILE, state)
+    return state
+
+
 def build_trainer(
     model: Any,
     tokenizer: Any,
@@ -281,13 +400,14 @@ def padding_id(tokenizer: Any) -> int:
     return value
 
 
-def latest_checkpoint(output_dir: Path) -> tuple[Path | None, list[dict[str, Any]]]:
-    """The newest complete checkpoint under ``output_dir`` and its per-epoch records."""
+def latest_checkpoint(output_dir: Path, marker: str = EPOCHS_FILE) -> tuple[Path | None, Any]:
+    """The newest complete checkpoint under ``output_dir`` and its ``marker`` file's content
+    (the per-epoch records by default); the marker is written last, so it means complete."""
     import json
 
     for path in sorted(checkpoints(output_dir), key=_step, reverse=True):
         try:
-            records = json.loads((path / EPOCHS_FILE).read_text(encoding="utf-8"))
+            records = json.loads((path / marker).read_text(encoding="utf-8"))
         except FileNotFoundError:
             continue  # interrupted before it was complete
         return path, records
@@ -304,12 +424,14 @@ def checkpoints(output_dir: Path) -> list[Path]:
     ]
 
 
-def remove_checkpoints(output_dir: Path, *, incomplete_only: bool = False) -> None:
+def remove_checkpoints(
+    output_dir: Path, *, incomplete_only: bool = False, marker: str = EPOCHS_FILE
+) -> None:
     for path in checkpoints(output_dir):
-        if not (incomplete_only and (path / EPOCHS_FILE).is_file()):
+        if not (incomplete_only and (path / marker).is_file()):
             shutil.rmtree(path)
     if not incomplete_only:
-        (output_dir / EPOCHS_FILE).unlink(missing_ok=True)
+        (output_dir / marker).unlink(missing_ok=True)
 
 
 def _step(path: Path) -> int:
@@ -410,6 +532,66 @@ def engine() -> Any:
                 checkpoint = self.output_dir / f"checkpoint-{state.global_step}"
                 atomic_write_json(checkpoint / EPOCHS_FILE, self.records)
 
+    class StepRecorder(TrainerCallback):
+        """Records the loss curve, stops the fit when its time budget is spent (after saving a
+        checkpoint), and writes the curve and the seconds so far beside each checkpoint."""
+
+        def __init__(
+            self,
+            state: dict[str, Any],
+            output_dir: Path,
+            settings: StepSettings,
+            tokens_per_step: int,
+            on_log: Callable[[dict[str, Any]], None] | None,
+        ):
+            self.state = state
+            self.output_dir = output_dir
+            self.max_seconds = settings.max_seconds
+            self.tokens_per_step = tokens_per_step
+            self.report = on_log
+            self.before = state["seconds"]
+            self.started = time.perf_counter()
+
+        def seconds(self) -> float:
+            return self.before + time.perf_counter() - self.started
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any):
+            self.started = time.perf_counter()
+            self.state.pop("stopped_by", None)  # a resumed fit goes on past the old stop
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
+            if self.max_seconds is not None and self.seconds() >= self.max_seconds:
+                control.should_training_stop = True
+                control.should_save = True
+                control.should_log = True
+                self.state["stopped_by"] = "max_seconds"
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
+            if not logs or "loss" not in logs:
+                return
+            record = {
+                "step": state.global_step,
+                "tokens": state.global_step * self.tokens_per_step,
+                "loss": logs["loss"],
+                "seconds": round(self.seconds(), 2),
+            }
+            self.state["records"].append(record)
+            if self.report is not None and state.is_world_process_zero:
+                self.report(record)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any):
+            self.state["seconds"] = self.seconds()
+            if state.is_world_process_zero:
+                checkpoint = self.output_dir / f"checkpoint-{state.global_step}"
+                atomic_write_json(checkpoint / STEPS_FILE, self.state)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
+            self.state["seconds"] = self.seconds()
+            self.state.setdefault("stopped_by", "max_steps")
+
     return SimpleNamespace(
-        ObjectiveTrainer=ObjectiveTrainer, QuietProgress=QuietProgress, EpochRecorder=EpochRecorder
+        ObjectiveTrainer=ObjectiveTrainer,
+        QuietProgress=QuietProgress,
+        EpochRecorder=EpochRecorder,
+        StepRecorder=StepRecorder,
     )
