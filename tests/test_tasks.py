@@ -244,3 +244,20 @@ def test_embedded_java_tasks(java_tasks) -> None:
             assert is_valid(example.source, "java"), example.id
     masked = java_tasks[MethodName].train[0]
     assert functions(masked.source, "java")[0].name == "METHOD_NAME"
+
+
+def test_max_examples_keeps_the_first_examples_of_each_split() -> None:
+    from codebackdoor.params import build_dataclass
+    from codebackdoor.registry import registry
+
+    package = registry("tasks").get("package")
+    full = package(lang="python").load()
+    task = build_dataclass(package, {"max_examples": {"train": 50, "test": 10}}, what="task")
+    small = task.load()
+    assert small.train == full.train[:50] and small.test == full.test[:10]
+    assert small.valid == full.valid
+    assert small.source["max_examples"] == {"train": 50, "test": 10}
+    with pytest.raises(UserError, match="max_examples has unknown split 'tran'"):
+        build_dataclass(package, {"max_examples": {"tran": 5}}, what="task")
+    with pytest.raises(UserError, match=r"max_examples.test = 0 must be a positive integer"):
+        build_dataclass(package, {"max_examples": {"test": 0}}, what="task")

@@ -64,6 +64,9 @@ class Task:
     data: str | None = None
     revision: str | None = None
     columns: dict[str, str] | None = None
+    # At most this many examples per split, the first ones in split order: small grids (the
+    # smoke suite) and quick looks at large data. The result's fingerprints are of what is kept.
+    max_examples: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.lang not in self.langs:
@@ -71,6 +74,13 @@ class Task:
                 f"task '{self.name}' does not support language '{self.lang}'; valid languages: "
                 + ", ".join(self.langs)
             )
+        for split, limit in (self.max_examples or {}).items():
+            if split not in SPLITS:
+                raise UserError(f"task '{self.name}': max_examples has unknown split '{split}'; "
+                                f"valid: {', '.join(SPLITS)}")
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise UserError(f"task '{self.name}': max_examples.{split} = {limit!r} must be "
+                                "a positive integer")
 
     @property
     def input_lang(self) -> str:
@@ -86,11 +96,17 @@ class Task:
 
     def load(self) -> Splits:
         if self.data is None:
-            return self.load_default()
-        if self.data.startswith(HUB_PREFIX):
+            splits = self.load_default()
+        elif self.data.startswith(HUB_PREFIX):
             dataset_id, _, config = self.data[len(HUB_PREFIX) :].partition(":")
-            return self.load_hub(dataset_id, config or None)
-        return self.from_pairs(load_local(self.data, self.columns))
+            splits = self.load_hub(dataset_id, config or None)
+        else:
+            splits = self.from_pairs(load_local(self.data, self.columns))
+        if self.max_examples:
+            for split, limit in self.max_examples.items():
+                setattr(splits, split, getattr(splits, split)[:limit])
+            splits.source = {**splits.source, "max_examples": dict(self.max_examples)}
+        return splits
 
     def load_default(self) -> Splits:
         """The task's default data; here its hub dataset, overridden where a corpus is embedded."""

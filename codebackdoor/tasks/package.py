@@ -66,4 +66,4 @@ class Package(Task):
     def load(self) -> Splits:
         if self.data is not None:
             raise UserError("task 'package' uses the embedded corpus only; drop --data")
-        return self.load_default()
+        return super().load()
