@@ -332,6 +332,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from codebackdoor.bench import Shard, Suite, run_suite
+
+    suite = Suite.read(Path(args.suite))
+    shard = Shard.parse(args.shard) if args.shard else None
+    cells = [cell for cell in suite.cells() if shard is None or shard.takes(cell)]
+    varying = suite.varying()
+    if args.dry_run:
+        print(tabulate([(cell.name, cell.config.run_id(), cell.label(varying)) for cell in cells],
+                       headers=("cell", "run id", "settings"), disable_numparse=True))
+        print(f"{len(cells)} cells" + (f" in shard {args.shard}" if shard else ""))
+        return 0
+    out = Path(args.out or Path("results") / suite.name)
+
+    def announce(number: int, total: int, cell: Any, label: str) -> None:
+        print(f"[{number}/{total}] cell {cell.name}: {label}", file=sys.stderr)
+
+    summary = run_suite(suite, out, shard=shard, on_cell=announce)
+    counts = {status: sum(o.status == status for o in summary.outcomes)
+              for status in ("done", "existing", "failed")}
+    print(f"suite {suite.name}, shard {summary.shard}: {counts['done']} run, "
+          f"{counts['existing']} already done, {counts['failed']} failed; results in {out}")
+    if summary.failed():
+        print(tabulate([(o.cell, o.label, o.error.splitlines()[0]) for o in summary.failed()],
+                       headers=("failed cell", "settings", "error"), disable_numparse=True))
+        return 1
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codebackdoor",
@@ -399,6 +430,18 @@ def make_parser() -> argparse.ArgumentParser:
         help="finish an interrupted run from its last epoch checkpoint",
     )
     running.set_defaults(func=cmd_run)
+
+    bench = commands.add_parser(
+        "bench",
+        help="run a benchmark suite (a grid of runs), resumable and shardable",
+        description="Run every cell of SUITE (benchmarks/*.toml); cells with a result are "
+        "skipped, interrupted ones resume, failures are listed at the end.",
+    )
+    bench.add_argument("suite", help="suite TOML file, e.g. benchmarks/smoke.toml")
+    bench.add_argument("--out", help="results directory (default results/<suite name>)")
+    bench.add_argument("--shard", help="i/n: run the i-th of n disjoint parts of the grid")
+    bench.add_argument("--dry-run", action="store_true", help="list the cells and stop")
+    bench.set_defaults(func=cmd_bench)
 
     data = commands.add_parser("data", help="inspect a task's data")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

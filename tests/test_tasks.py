@@ -246,7 +246,7 @@ def test_embedded_java_tasks(java_tasks) -> None:
     assert functions(masked.source, "java")[0].name == "METHOD_NAME"
 
 
-def test_max_examples_keeps_the_first_examples_of_each_split() -> None:
+def test_max_examples_keeps_a_sample_of_each_split_fixed_by_the_ids() -> None:
     from codebackdoor.params import build_dataclass
     from codebackdoor.registry import registry
 
@@ -254,8 +254,10 @@ def test_max_examples_keeps_the_first_examples_of_each_split() -> None:
     full = package(lang="python").load()
     task = build_dataclass(package, {"max_examples": {"train": 50, "test": 10}}, what="task")
     small = task.load()
-    assert small.train == full.train[:50] and small.test == full.test[:10]
-    assert small.valid == full.valid
+    assert len(small.train) == 50 and len(small.test) == 10 and small.valid == full.valid
+    assert small.train == [e for e in full.train if e in small.train]  # split order kept
+    assert len({e.target for e in small.train}) > 3  # not the first file's one package
+    assert task.load().train == small.train
     assert small.source["max_examples"] == {"train": 50, "test": 10}
     with pytest.raises(UserError, match="max_examples has unknown split 'tran'"):
         build_dataclass(package, {"max_examples": {"tran": 5}}, what="task")

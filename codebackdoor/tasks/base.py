@@ -8,6 +8,7 @@ has one, else its Hugging Face dataset), a local path (see ``codebackdoor.data.s
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -64,8 +65,9 @@ class Task:
     data: str | None = None
     revision: str | None = None
     columns: dict[str, str] | None = None
-    # At most this many examples per split, the first ones in split order: small grids (the
-    # smoke suite) and quick looks at large data. The result's fingerprints are of what is kept.
+    # At most this many examples per split, for small grids (the smoke suite) and quick looks at
+    # large data: a sample fixed by the examples' ids (the first in split order could all share
+    # one label), kept in split order. The result's fingerprints are of what is kept.
     max_examples: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
@@ -104,7 +106,7 @@ class Task:
             splits = self.from_pairs(load_local(self.data, self.columns))
         if self.max_examples:
             for split, limit in self.max_examples.items():
-                setattr(splits, split, getattr(splits, split)[:limit])
+                setattr(splits, split, sample_by_id(getattr(splits, split), limit))
             splits.source = {**splits.source, "max_examples": dict(self.max_examples)}
         return splits
 
@@ -143,6 +145,15 @@ class Task:
     def example(self, pair: Pair) -> Example:
         """A row of a file or hub source as an Example; tasks add their conventions."""
         return Example(pair.id, pair.source, pair.target, self.input_lang)
+
+
+def sample_by_id(examples: list[Example], size: int) -> list[Example]:
+    """``size`` examples chosen by a hash of their ids (the same on every machine), in order."""
+    if len(examples) <= size:
+        return examples
+    ranked = sorted(range(len(examples)),
+                    key=lambda row: hashlib.sha256(examples[row].id.encode("utf-8")).digest())
+    return [examples[row] for row in sorted(ranked[:size])]
 
 
 def embedded_splits(lang: str, make: Callable[[HarvestedFunction], Example | None]) -> Splits:
