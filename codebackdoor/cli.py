@@ -269,6 +269,9 @@ def _summary_row(label: str, outcome: Any) -> tuple:
         return f"{entry['value']:.1f}% ({entry['numerator']}/{entry['denominator']})"
 
     defenses = ", ".join(d["method"] for d in result["config"]["defenses"]) or "none"
+    detection = metrics.get("detection")
+    if detection:
+        defenses += f" (removed {detection['removed']}: {detection['tp']} poisoned)"
     attack = result["config"]["attack"]
     attack_text = f"{attack['method']} @ {100 * result['config']['rate']:g}%" if attack else "–"
     return (

@@ -560,6 +560,8 @@ def engine() -> Any:
             self.state.pop("stopped_by", None)  # a resumed fit goes on past the old stop
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
+            if state.global_step >= state.max_steps:
+                control.should_log = True  # the curve ends at the last step
             if self.max_seconds is not None and self.seconds() >= self.max_seconds:
                 control.should_training_stop = True
                 control.should_save = True

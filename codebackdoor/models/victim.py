@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 OUTPUT_KINDS = ("text", "code", "label")
+# ``pretrained:<size>-<arch>`` names a model that ``codebackdoor pretrain`` built in the cache.
+PRETRAINED_PREFIX = "pretrained:"
 
 
 @dataclass(frozen=True)
@@ -227,9 +229,10 @@ def load_victim(
 ) -> Victim:
     """A victim for a task whose outputs are ``task_output_kind`` (text, code or label).
 
-    ``spec`` is a preset name, a saved model directory, or a Hugging Face id (loaded at
-    ``revision``). Label tasks get a sequence classifier whose labels are the training
-    targets, sorted (a classifier checkpoint keeps its own label order).
+    ``spec`` is a preset name, ``pretrained:<size>-<arch>`` (built by ``codebackdoor
+    pretrain``), a saved model directory, or a Hugging Face id (loaded at ``revision``).
+    Label tasks get a sequence classifier whose labels are the training targets, sorted (a
+    classifier checkpoint keeps its own label order).
     """
     from transformers import set_seed
 
@@ -242,13 +245,13 @@ def load_victim(
     if preset is not None:
         victim = _from_preset(preset, task_output_kind, train)
     else:
-        path = Path(spec).expanduser()
+        path = _pretrained_path(spec) or Path(spec).expanduser()
         if path.is_dir():
             victim = _from_pretrained(
                 str(path),
                 task_output_kind,
                 train,
-                {"source": "path", "path": str(path.resolve())},
+                _directory_spec(spec, path),
                 revision=None,
                 trust_remote_code=trust_remote_code,
                 cache_dir=cache_dir,
@@ -276,6 +279,41 @@ def load_victim(
         _add_lora(victim, LoraSettings())
     _place(victim)
     return victim
+
+
+def _pretrained_path(spec: str) -> Path | None:
+    """The cache directory of ``pretrained:<size>-<arch>``; None for other specs."""
+    if not spec.startswith(PRETRAINED_PREFIX):
+        return None
+    from codebackdoor.pretrain.card import read_card
+    from codebackdoor.pretrain.pretrain import pretrained_directory
+
+    name = spec[len(PRETRAINED_PREFIX) :]
+    path = pretrained_directory(name)
+    if read_card(path) is None:
+        size, _, arch = name.partition("-")
+        raise UserError(
+            f"no pretrained model '{name}' in {path}; build it with: "
+            f"codebackdoor pretrain --arch {arch or 'ARCH'} --size {size or 'SIZE'}"
+        )
+    return path
+
+
+def _directory_spec(spec: str, path: Path) -> dict[str, Any]:
+    """What a result records about a model loaded from a directory; a pretrained one adds
+    its name and corpus fingerprint."""
+    recorded: dict[str, Any] = {"source": "path", "path": str(path.resolve())}
+    if spec.startswith(PRETRAINED_PREFIX):
+        from codebackdoor.pretrain.card import read_card
+
+        card = read_card(path) or {}
+        recorded.update(
+            source="pretrained",
+            name=spec[len(PRETRAINED_PREFIX) :],
+            corpus_fingerprint=card.get("corpus", {}).get("fingerprint"),
+            tokens_seen=card.get("tokens_seen"),
+        )
+    return recorded
 
 
 def _preset(name: str) -> PresetSpec | None:
