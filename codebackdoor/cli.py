@@ -452,6 +452,10 @@ def make_parser() -> argparse.ArgumentParser:
     _add_task_arguments(show)
     show.add_argument("--examples", type=int, default=3, help="examples to print (default 3)")
     show.set_defaults(func=cmd_data_show)
+
+    from codebackdoor.leaderboard.cli import add_leaderboard_command
+
+    add_leaderboard_command(commands)
     return parser
 
 

@@ -20,12 +20,13 @@ def result_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
-def validation_errors(result: dict[str, Any]) -> list[str]:
-    """Each problem as 'field: message' (the field as a /-separated path)."""
+def validation_errors(document: Any, schema: dict[str, Any] | None = None) -> list[str]:
+    """Each problem of ``document`` against ``schema`` (default: the result schema) as
+    'field: message', the field as a /-separated path."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(result_schema())
-    errors = sorted(validator.iter_errors(result), key=lambda e: list(e.absolute_path))
+    validator = jsonschema.Draft202012Validator(schema or result_schema())
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     return [f"{'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
 
 

@@ -1,0 +1,109 @@
+"""``codebackdoor leaderboard build|show|compare|html``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from codebackdoor.leaderboard import (
+    DEFAULT_HTML,
+    DEFAULT_LEADERBOARD,
+    DEFAULT_PUBLISHED,
+)
+from codebackdoor.leaderboard.show import FORMATS, SORTS
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    from codebackdoor.errors import UserError
+    from codebackdoor.leaderboard.build import load_leaderboard
+
+    if not Path(path).exists():
+        raise UserError(f"leaderboard not found: {path} (make it with: codebackdoor "
+                        "leaderboard build RESULTS_DIR)")
+    return load_leaderboard(path)["rows"]
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from codebackdoor.leaderboard.build import build
+
+    report = build([Path(p) for p in args.results], Path(args.out))
+    for problem in report.skipped:
+        print(f"skipped: {problem}", file=sys.stderr)
+    print(f"{report.path}: {report.rows} rows from {report.runs} runs "
+          f"({report.read} result files read, {len(report.skipped)} skipped)")
+    return 1 if report.skipped else 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from codebackdoor.leaderboard.show import order, select, show
+
+    rows = select(_rows(Path(args.leaderboard)), task=args.task, attack=args.attack,
+                  defense=args.defense)
+    print(show(order(rows, args.sort), args.format))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from codebackdoor.leaderboard.compare import compare, report
+    from codebackdoor.leaderboard.published import read_published
+
+    published = read_published(Path(args.against))
+    print(report(compare(published, _rows(Path(args.leaderboard))), args.format))
+    return 0
+
+
+def cmd_html(args: argparse.Namespace) -> int:
+    from codebackdoor.io import atomic_write_text
+    from codebackdoor.leaderboard.html import page
+
+    atomic_write_text(Path(args.out), page(_rows(Path(args.leaderboard)), str(args.leaderboard)))
+    print(args.out)
+    return 0
+
+
+def add_leaderboard_command(commands: Any) -> None:
+    """Add ``leaderboard`` and its actions to the ``commands`` subparsers of the main parser."""
+    leaderboard = commands.add_parser(
+        "leaderboard", help="merge results, show them, compare with published numbers, HTML",
+        description="One row per cell (task, dataset, model, training, attack, rate, defense, "
+        "metric definitions); seeds aggregate as mean ± std with n. See README, Leaderboard.",
+    )
+    actions = leaderboard.add_subparsers(dest="leaderboard_command", metavar="ACTION",
+                                         required=True)
+
+    def board_argument(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--leaderboard", default=str(DEFAULT_LEADERBOARD),
+                            help=f"leaderboard file (default {DEFAULT_LEADERBOARD})")
+
+    build = actions.add_parser(
+        "build", help="merge result files into the leaderboard (idempotent, safe in parallel)")
+    build.add_argument("results", nargs="+", metavar="RESULTS",
+                       help="result.json files or directories searched for them")
+    build.add_argument("--out", default=str(DEFAULT_LEADERBOARD),
+                       help=f"leaderboard file to merge into (default {DEFAULT_LEADERBOARD})")
+    build.set_defaults(func=cmd_build)
+
+    show = actions.add_parser("show", help="print the leaderboard")
+    board_argument(show)
+    show.add_argument("--task", help="only this task")
+    show.add_argument("--attack", help="only this attack ('none' for clean runs)")
+    show.add_argument("--defense", help="only this defense ('none' for no defense)")
+    show.add_argument("--sort", choices=SORTS,
+                      help="best first: lowest ASR, or highest clean metric")
+    show.add_argument("--format", choices=FORMATS, default="table")
+    show.set_defaults(func=cmd_show)
+
+    comparing = actions.add_parser(
+        "compare", help="published numbers beside the matching local rows, with deltas")
+    board_argument(comparing)
+    comparing.add_argument("--against", default=str(DEFAULT_PUBLISHED),
+                           help=f"published numbers (default {DEFAULT_PUBLISHED})")
+    comparing.add_argument("--format", choices=FORMATS, default="table")
+    comparing.set_defaults(func=cmd_compare)
+
+    html = actions.add_parser("html", help="write a self-contained HTML page")
+    board_argument(html)
+    html.add_argument("--out", default=str(DEFAULT_HTML), help=f"page (default {DEFAULT_HTML})")
+    html.set_defaults(func=cmd_html)

@@ -1,0 +1,248 @@
+"""The leaderboard as one self-contained HTML page: a sortable table and inline SVG plots.
+
+Nothing is fetched: styles, script and plots are inline, so the page works offline and can be
+archived as one file. The plots are drawn as plain SVG here rather than with a plotting
+library, which keeps the package free of one more heavy dependency.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from codebackdoor.leaderboard.show import HEADERS, clean_metric, display_cells, stat
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
+COLUMN_KEYS = ("task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
+               "clean", "asr", "false_triggers", "n")
+PERCENT = (0.0, 100.0)
+NUMERIC = {"rate", "clean", "asr", "false_triggers", "n"}
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; }
+th { cursor: pointer; background: #f4f4f4; user-select: none; }
+th[aria-sort="ascending"]::after { content: " \\25B2"; }
+th[aria-sort="descending"]::after { content: " \\25BC"; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+figure { margin: 0; }
+figcaption { font-size: 0.85em; color: #555; max-width: 520px; }
+"""
+
+# Clicking a header sorts by it (again: the other way). A link can carry a sort:
+# index.html#sort=asr clicks the ASR header once, #sort=asr-desc twice.
+SCRIPT = """
+(function () {
+  var table = document.getElementById("leaderboard");
+  var body = table.tBodies[0];
+  var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  function sortBy(index, descending) {
+    var numeric = headers[index].dataset.type === "number";
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[index].dataset.value, y = b.cells[index].dataset.value;
+      if (x === "" || y === "") { return (x === "") - (y === ""); }
+      var order = numeric ? Number(x) - Number(y) : x.localeCompare(y);
+      return descending ? -order : order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+    headers.forEach(function (header, i) {
+      var state = i !== index ? "none" : descending ? "descending" : "ascending";
+      header.setAttribute("aria-sort", state);
+    });
+  }
+  headers.forEach(function (header, index) {
+    header.addEventListener("click", function () {
+      sortBy(index, header.getAttribute("aria-sort") === "ascending");
+    });
+  });
+  var match = /^#sort=([a-z_]+?)(-desc)?$/.exec(window.location.hash);
+  if (match) {
+    headers.forEach(function (header) {
+      if (header.dataset.key === match[1]) {
+        header.click();
+        if (match[2]) { header.click(); }
+      }
+    });
+  }
+})();
+"""
+
+
+def _sort_values(row: dict[str, Any]) -> list[str]:
+    """What each column sorts by: the raw number for numeric columns, else the text."""
+    numbers = {
+        "rate": row["rate"],
+        "clean": (clean_metric(row) or {}).get("mean"),
+        "asr": (stat(row, "asr") or {}).get("mean"),
+        "false_triggers": (stat(row, "false_trigger_rate") or {}).get("mean"),
+        "n": row["n"],
+    }
+    texts = display_cells(row)
+    return [
+        ("" if numbers[key] is None else repr(float(numbers[key]))) if key in NUMERIC
+        else texts[i]
+        for i, key in enumerate(COLUMN_KEYS)
+    ]
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    head = "".join(
+        f'<th data-key="{key}" data-type="{"number" if key in NUMERIC else "text"}" '
+        f'aria-sort="none">{escape(title)}</th>'
+        for key, title in zip(COLUMN_KEYS, HEADERS, strict=True)
+    )
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td data-value="{escape(value)}"{" class=number" if key in NUMERIC else ""}>'
+            f"{escape(text)}</td>"
+            for key, value, text in zip(COLUMN_KEYS, _sort_values(row), display_cells(row),
+                                        strict=True)
+        )
+        seeds = ", ".join(map(str, row["seeds"]))
+        body.append(f'<tr data-row="{row["key"]}" title="cell {row["key"]}; seeds {seeds}">'
+                    f"{cells}</tr>")
+    return (f'<table id="leaderboard"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    step = (high - low) / (count - 1)
+    return [low + i * step for i in range(count)]
+
+
+def chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]], *, lines: bool,
+          xrange: tuple[float, float] | None = None,
+          yrange: tuple[float, float] | None = None) -> str:
+    """An SVG plot; each series is {label, color, points: [(x, y), …]}; ranges default to the
+    data's (y from 0)."""
+    width, height, left, right, top, bottom = 520, 300, 55, 200, 30, 45
+    xs = [x for s in series for x, _ in s["points"]]
+    ys = [y for s in series for _, y in s["points"]]
+    x0, x1 = xrange or (min(xs), max(xs))
+    y0, y1 = yrange or (min(0.0, min(ys)), max(ys))
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * plot_w
+
+    def py(y: float) -> float:
+        return top + plot_h - (y - y0) / (y1 - y0) * plot_h
+
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="{escape(title)}">',
+             f'<text x="{left}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>',
+             f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
+             'stroke="#999"/>']
+    for x in _ticks(x0, x1):
+        parts.append(f'<text x="{px(x):.1f}" y="{top + plot_h + 15}" font-size="10" '
+                     f'text-anchor="middle">{x:.3g}</text>')
+    for y in _ticks(y0, y1):
+        parts.append(f'<text x="{left - 5}" y="{py(y) + 3:.1f}" font-size="10" '
+                     f'text-anchor="end">{y:.3g}</text>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 8}" font-size="11" '
+                 f'text-anchor="middle">{escape(xlabel)}</text>')
+    parts.append(f'<text x="12" y="{top + plot_h / 2}" font-size="11" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {top + plot_h / 2})">{escape(ylabel)}</text>')
+    for i, s in enumerate(series):
+        points = [(px(x), py(y)) for x, y in s["points"]]
+        if lines and len(points) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{s["color"]}" '
+                         'stroke-width="1.5"/>')
+        parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{s["color"]}">'
+                     f'<title>{escape(s["label"])}</title></circle>' for x, y in points)
+        legend_y = top + 10 + 16 * i
+        parts.append(f'<rect x="{width - right + 10}" y="{legend_y - 8}" width="10" height="10" '
+                     f'fill="{s["color"]}"/><text x="{width - right + 25}" y="{legend_y + 1}" '
+                     f'font-size="10">{escape(s["label"][:34])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _figure(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+
+
+def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Clean metric against ASR, one plot per task and metric, one colour per defense."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if clean_metric(row) and stat(row, "asr"):
+            groups[(row["task"], row["primary"])].append(row)
+    figures = []
+    for (task, metric), members in sorted(groups.items()):
+        defenses = sorted({row["defense"] for row in members})
+        series = [
+            {"label": defense, "color": PALETTE[i % len(PALETTE)],
+             "points": [(stat(r, "asr")["mean"], clean_metric(r)["mean"])
+                        for r in members if r["defense"] == defense]}
+            for i, defense in enumerate(defenses)
+        ]
+        figures.append(_figure(
+            chart(f"{task}: {metric} vs ASR", "ASR %", metric, series, lines=False,
+                  xrange=PERCENT),
+            "One point per leaderboard row (mean over seeds); rows without an attack have no "
+            "ASR and are not drawn.",
+        ))
+    return figures
+
+
+def _curve_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Attack, defense and model; rows that differ elsewhere (data, training) add their key."""
+    short = {row["key"]: f"{row['attack']} {row['defense']} {row['model']}" for row in rows}
+    counts = Counter(short.values())
+    return {key: label if counts[label] == 1 else f"{label} {key[:6]}"
+            for key, label in short.items()}
+
+
+def curve_plots(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Per-epoch clean metric and ASR, one pair of plots per task and dataset."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["curve"]:
+            groups[(row["task"], row["dataset"])].append(row)
+    figures = []
+    for (task, dataset), members in sorted(groups.items()):
+        labels = _curve_labels(members)
+        for measure in ("clean", "asr"):
+            series = []
+            for i, row in enumerate(members):
+                name = row["primary"] if measure == "clean" else "asr"
+                points = [(p["epoch"], p[name]["mean"]) for p in row["curve"] if name in p]
+                if points:
+                    series.append({"label": labels[row["key"]],
+                                   "color": PALETTE[i % len(PALETTE)], "points": points})
+            if series:
+                ylabel = members[0]["primary"] if measure == "clean" else "ASR %"
+                figures.append(_figure(
+                    chart(f"{task} on {dataset}: {ylabel} per epoch", "epoch", ylabel, series,
+                          lines=True, yrange=None if measure == "clean" else PERCENT),
+                    "Scored after every epoch on the first curve-size test inputs (mean over "
+                    "seeds): the early-learning picture.",
+                ))
+    return figures
+
+
+def page(rows: Sequence[dict[str, Any]], source: str) -> str:
+    plots = tradeoff_plots(rows) + curve_plots(rows)
+    runs = sum(row["n"] for row in rows)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>codebackdoor leaderboard</title>"
+        f"<style>{STYLE}</style></head><body>"
+        "<h1>codebackdoor leaderboard</h1>"
+        f"<p>{len(rows)} rows from {runs} runs ({escape(source)}). Values are mean ± sample "
+        "standard deviation over seeds; click a column header to sort.</p>"
+        f"{table(rows)}"
+        "<h2>Plots</h2>"
+        f'<div class="plots">{"".join(plots) or "<p>nothing to plot</p>"}</div>'
+        f"<script>{SCRIPT}</script></body></html>\n"
+    )

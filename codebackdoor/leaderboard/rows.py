@@ -1,0 +1,215 @@
+"""Row identity and merging rules: the one place that decides which runs form one cell.
+
+- A cell is identified by the task (name, language, output kind); the dataset (its alias and the
+  fingerprints of the clean train, valid and test splits); the model (spec, revision, LoRA
+  settings); the training settings except the seed; the attack (method, trigger parameters,
+  payload and its parameters, selection rule) or none; the poisoning rate; the defenses (method
+  and parameters, in order; ``ce`` is the default objective, so it counts as no defense); and
+  the definition id of every metric. The seed is not part of it: the seeds of a cell aggregate.
+- The dataset alias is how published rows name data: a local source is named by its directory
+  (the path itself, or the folder holding a single file), a Hugging Face source by the last part
+  of its id, the embedded corpus as ``embedded-<lang>``; all lower case.
+- A run is counted once per run id, whatever file it was read from (the first source is kept).
+- Every number under a result's ``metrics`` aggregates as mean, sample standard deviation
+  (n - 1; null for a single run) and n; a ``value`` is named after its parent, so
+  ``metrics.clean.sbleu.value`` becomes ``clean.sbleu`` and ``metrics.asr.value`` becomes ``asr``.
+- The curve aggregates per epoch over the runs that reached that epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+CLEAN_SPLITS = ("train", "valid", "test")
+# Training settings that do not change what is learned.
+NOT_IDENTITY_TRAINING = ("seed", "eval_batch_size", "keep_checkpoints")
+# Attack description keys that only describe (citation, preset name and text).
+ATTACK_IDENTITY = ("method", "params", "payload", "selection")
+NO_DEFENSE = "ce"
+
+
+def dataset_alias(data: dict[str, Any], lang: str | None) -> str:
+    """The short dataset name published rows match on (rule in the module docstring)."""
+    kind = data.get("kind")
+    if kind == "local":
+        path = PurePath(data["path"])
+        one_file = data.get("layout") != "split files"
+        return (path.parent.name if one_file else path.name).lower()
+    if kind == "huggingface":
+        return str(data["id"]).rstrip("/").rsplit("/", 1)[-1].lower()
+    return f"{kind}-{lang}".lower()
+
+
+def metric_values(metrics: dict[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """Every number under ``metrics`` by dotted name, and every metric definition id."""
+    values: dict[str, float] = {}
+    definitions: dict[str, str] = {}
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        for key, item in node.items():
+            name = path if key == "value" else f"{path}.{key}" if path else key
+            if isinstance(item, dict):
+                walk(item, name)
+            elif key == "definition" and isinstance(item, str):
+                definitions[path] = item
+            elif isinstance(item, int | float) and not isinstance(item, bool):
+                values[name] = float(item)
+
+    walk(metrics, "")
+    return values, definitions
+
+
+def cell_identity(result: dict[str, Any]) -> dict[str, Any]:
+    config = result["config"]
+    task = config["task"]
+    model = config["model"]
+    attack = config["attack"]
+    _, definitions = metric_values(result["metrics"])
+    return {
+        "task": {key: task.get(key) for key in ("name", "lang", "output_kind")},
+        "dataset": {
+            "alias": dataset_alias(config["data"], task.get("lang")),
+            "fingerprints": {split: result["fingerprints"][split] for split in CLEAN_SPLITS},
+        },
+        "model": {"spec": model["spec"], "revision": model.get("revision"),
+                  "lora": model.get("lora")},
+        "training": {key: value for key, value in config["training"].items()
+                     if key not in NOT_IDENTITY_TRAINING},
+        "attack": None if attack is None else {
+            key: _without_citation(attack.get(key)) for key in ATTACK_IDENTITY
+        },
+        "rate": config["rate"] if attack is not None else None,
+        "defenses": [
+            {"method": d["method"], "params": d.get("params", {})}
+            for d in config["defenses"] if d["method"] != NO_DEFENSE
+        ],
+        "definitions": definitions,
+    }
+
+
+def _without_citation(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: item for key, item in value.items() if key != "citation"}
+    return value
+
+
+def cell_key(identity: dict[str, Any]) -> str:
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def labels(identity: dict[str, Any]) -> dict[str, Any]:
+    """The short names a person reads, filters and matches published rows on."""
+    spec = identity["model"]["spec"]
+    attack = identity["attack"]
+    return {
+        "task": identity["task"]["name"],
+        "lang": identity["task"]["lang"],
+        "dataset": identity["dataset"]["alias"],
+        # A checkpoint directory is named by its last part; a hub id or preset as given.
+        "model": PurePath(spec).name if spec.startswith(("/", ".", "~")) else spec,
+        "attack": attack["method"] if attack else "none",
+        "rate": identity["rate"],
+        "defense": "+".join(d["method"] for d in identity["defenses"]) or "none",
+    }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the leaderboard keeps of one run: enough to re-aggregate its cell later."""
+
+    run_id: str
+    seed: int
+    source: str
+    identity: dict[str, Any]
+    primary: str | None
+    values: dict[str, float]
+    curve: list[dict[str, float]]
+
+    @classmethod
+    def from_result(cls, result: dict[str, Any], source: str) -> RunRecord:
+        values, _ = metric_values(result["metrics"])
+        primary = result["metrics"].get("primary")
+        curve = [
+            {key: point[key] for key in ("epoch", "loss", primary, "asr")
+             if isinstance(point.get(key), int | float)}
+            for point in result["curve"]
+        ]
+        return cls(result["run_id"], result["config"]["seed"], source, cell_identity(result),
+                   primary, values, curve)
+
+    def as_run(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "seed": self.seed, "source": self.source,
+                "values": self.values, "curve": self.curve}
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+        "n": len(values),
+    }
+
+
+def _aggregate(series: Iterable[dict[str, float]], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    collected: dict[str, list[float]] = defaultdict(list)
+    for values in series:
+        for name, value in values.items():
+            if name not in skip:
+                collected[name].append(value)
+    return {name: summary(collected[name]) for name in sorted(collected)}
+
+
+def make_row(records: list[RunRecord]) -> dict[str, Any]:
+    """One leaderboard row from the runs of one cell (already de-duplicated by run id)."""
+    records = sorted(records, key=lambda r: r.run_id)
+    first = records[0]
+    by_epoch: dict[int, list[dict[str, float]]] = defaultdict(list)
+    for record in records:
+        for point in record.curve:
+            by_epoch[int(point["epoch"])].append(point)
+    return {
+        "key": cell_key(first.identity),
+        **labels(first.identity),
+        "primary": first.primary,
+        "n": len(records),
+        "seeds": sorted({r.seed for r in records}),
+        "run_ids": [r.run_id for r in records],
+        "metrics": _aggregate(r.values for r in records),
+        "curve": [{"epoch": epoch, **_aggregate(by_epoch[epoch], skip=("epoch",))}
+                  for epoch in sorted(by_epoch)],
+        "identity": first.identity,
+        "runs": [r.as_run() for r in records],
+    }
+
+
+def records_of_row(row: dict[str, Any]) -> list[RunRecord]:
+    return [
+        RunRecord(run["run_id"], run["seed"], run["source"], row["identity"], row["primary"],
+                  run["values"], run["curve"])
+        for run in row["runs"]
+    ]
+
+
+def merge(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
+    """Rows sorted by their labels and key; a run id seen twice keeps its first record."""
+    seen: set[str] = set()
+    cells: dict[str, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        if record.run_id not in seen:
+            seen.add(record.run_id)
+            cells[cell_key(record.identity)].append(record)
+    rows = [make_row(cell) for cell in cells.values()]
+    return sorted(rows, key=sort_key)
+
+
+def sort_key(row: dict[str, Any]) -> tuple:
+    return (row["task"], row["dataset"], row["lang"] or "", row["model"], row["attack"],
+            row["rate"] or 0.0, row["defense"], row["key"])

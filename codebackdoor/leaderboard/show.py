@@ -1,0 +1,101 @@
+"""Leaderboard rows as a table (text, Markdown, CSV) or JSON: filters, sorting, formatting."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from codebackdoor.errors import UserError
+
+FORMATS = ("table", "markdown", "csv", "json")
+SORTS = ("asr", "clean")
+
+
+def stat(row: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    return row["metrics"].get(metric)
+
+
+def clean_metric(row: dict[str, Any]) -> dict[str, Any] | None:
+    return stat(row, f"clean.{row['primary']}") if row["primary"] else None
+
+
+def mean_std(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "–"
+    if entry["std"] is None:
+        return f"{entry['mean']:.2f}"
+    return f"{entry['mean']:.2f} ± {entry['std']:.2f}"
+
+
+def rate_text(rate: float | None) -> str:
+    return "–" if rate is None else f"{100 * rate:g}%"
+
+
+def select(rows: Sequence[dict[str, Any]], *, task: str | None = None,
+           attack: str | None = None, defense: str | None = None) -> list[dict[str, Any]]:
+    wanted = {"task": task, "attack": attack, "defense": defense}
+    return [row for row in rows if all(v is None or row[k] == v for k, v in wanted.items())]
+
+
+def order(rows: Sequence[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:
+    """Best first: lowest ASR, or highest clean metric; rows without the number go last."""
+    if sort is None:
+        return list(rows)
+    if sort not in SORTS:
+        raise UserError(f"unknown sort '{sort}'; choose one of {', '.join(SORTS)}")
+    sign = 1 if sort == "asr" else -1
+
+    def key(row: dict[str, Any]) -> tuple[bool, float]:
+        entry = stat(row, "asr") if sort == "asr" else clean_metric(row)
+        return (entry is None, sign * entry["mean"] if entry else 0.0)
+
+    return sorted(rows, key=key)
+
+
+HEADERS = ("task", "lang", "dataset", "model", "attack", "rate", "defense", "metric", "clean",
+           "ASR %", "false triggers %", "n")
+
+
+def display_cells(row: dict[str, Any]) -> list[str]:
+    return [row["task"], row["lang"] or "–", row["dataset"], row["model"], row["attack"],
+            rate_text(row["rate"]), row["defense"], row["primary"] or "–",
+            mean_std(clean_metric(row)), mean_std(stat(row, "asr")),
+            mean_std(stat(row, "false_trigger_rate")), str(row["n"])]
+
+
+CSV_HEADERS = ("key", "task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
+               "clean_mean", "clean_std", "asr_mean", "asr_std", "false_trigger_mean",
+               "false_trigger_std", "n")
+
+
+def csv_cells(row: dict[str, Any]) -> list[Any]:
+    numbers = []
+    for entry in (clean_metric(row), stat(row, "asr"), stat(row, "false_trigger_rate")):
+        numbers += [entry["mean"], entry["std"]] if entry else [None, None]
+    return [row["key"], row["task"], row["lang"], row["dataset"], row["model"], row["attack"],
+            row["rate"], row["defense"], row["primary"], *numbers, row["n"]]
+
+
+def render(headers: Sequence[str], cells: Sequence[Sequence[Any]], fmt: str) -> str:
+    """A table in ``fmt`` (table, markdown or csv); ``None`` becomes an empty CSV field."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(headers)
+        writer.writerows(["" if c is None else c for c in line] for line in cells)
+        return buffer.getvalue().rstrip("\n")
+    from tabulate import tabulate
+
+    return tabulate(cells, headers=headers, tablefmt="github" if fmt == "markdown" else "simple",
+                    disable_numparse=True)
+
+
+def show(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(list(rows), indent=2, sort_keys=True, ensure_ascii=False)
+    if fmt == "csv":
+        return render(CSV_HEADERS, [csv_cells(row) for row in rows], fmt)
+    return render(HEADERS, [display_cells(row) for row in rows], fmt)
