@@ -1,0 +1,115 @@
+"""Filter defenses: BKI's batched victim calls against one example at a time, and spectral
+signatures and activation clustering on 50,000 representations.
+
+    python benchmarks/perf/filter_defenses.py [--examples 40] [--units 32] [--rows 50000]
+
+(a) BKI: the same `BKI.deltas` code given all examples at once (one victim call per chunk of
+variants) and then called once per example, on an untrained tiny RoBERTa and the embedded
+Python corpus; target >= 10x. (b) spectral (k = 1 and 10) and AC (ICA and PCA) on random
+representations of width 128, one group; times are printed as ratios to a baseline measured
+in the same run (one float64 matrix product Xᵀ X), since the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from tabulate import tabulate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=40)
+    parser.add_argument("--units", type=int, default=32)
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(
+        f"{args.threads} CPU threads; load average {os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    bki(args)
+    representations(args)
+
+
+def bki(args: argparse.Namespace) -> None:
+    from codebackdoor.defenses.bki import BKI
+    from codebackdoor.defenses.units import units
+    from codebackdoor.models.victim import load_victim
+    from codebackdoor.registry import registry
+
+    task = registry("tasks").get("package")(lang="python")
+    train = task.load().train[: args.examples]
+    victim = load_victim("tiny-roberta", "label", train)
+    defense = BKI(max_units=args.units)
+    sources = [e.source for e in train]
+    pieces = [units(e.source, e.lang)[: args.units] for e in train]
+    inputs = sum(len(p) + 1 for p in pieces)
+    defense.deltas(victim, sources[:2], pieces[:2])  # warm-up
+
+    start = time.perf_counter()
+    batched = defense.deltas(victim, sources, pieces)
+    batched_s = time.perf_counter() - start
+    start = time.perf_counter()
+    looped = [defense.deltas(victim, [s], [p])[0] for s, p in zip(sources, pieces, strict=True)]
+    looped_s = time.perf_counter() - start
+    worst = max(
+        abs(a - b) for x, y in zip(batched, looped, strict=True) for a, b in zip(x, y, strict=True)
+    )
+    print(
+        f"\n(a) BKI on {len(train)} examples, {inputs} victim inputs "
+        f"(max difference between the paths {worst:.1e})"
+    )
+    rows = [
+        ["one example per call (baseline)", f"{looped_s:.2f}", f"{inputs / looped_s:.0f}", "1.00x"],
+        [
+            "batched",
+            f"{batched_s:.2f}",
+            f"{inputs / batched_s:.0f}",
+            f"{looped_s / batched_s:.1f}x",
+        ],
+    ]
+    print(
+        tabulate(rows, headers=["path", "time (s)", "inputs/s", "speed-up"], disable_numparse=True),
+        flush=True,
+    )
+
+
+def representations(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from codebackdoor.defenses.activation_clustering import ActivationClustering
+    from codebackdoor.defenses.spectral import SpectralSignatures
+
+    vectors = np.random.default_rng(0).normal(size=(args.rows, args.width)).astype(np.float32)
+    groups = {"all": list(range(args.rows))}
+    start = time.perf_counter()
+    as_float64 = vectors.astype(np.float64)
+    as_float64.T @ as_float64
+    base = time.perf_counter() - start
+    methods = {
+        "spectral k=1": lambda: SpectralSignatures().decide(vectors, groups),
+        "spectral k=10": lambda: SpectralSignatures(k=10).decide(vectors, groups),
+        "ac ica": lambda: ActivationClustering().decide(vectors, groups, seed=1),
+        "ac pca": lambda: ActivationClustering(reduction="pca").decide(vectors, groups, seed=1),
+    }
+    rows = [["Xᵀ X float64 (baseline)", f"{base:.3f}", "1.0x"]]
+    for name, run in methods.items():
+        start = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - start
+        rows.append([name, f"{seconds:.3f}", f"{seconds / base:.1f}x"])
+    print(f"\n(b) {args.rows} x {args.width} random representations, one group")
+    print(tabulate(rows, headers=["method", "time (s)", "/ baseline"], disable_numparse=True))
+
+
+if __name__ == "__main__":
+    main()
