@@ -407,7 +407,8 @@ def make_parser() -> argparse.ArgumentParser:
     )
     training.add_argument(
         "--model",
-        help="preset (tiny-t5, tiny-gpt2, tiny-roberta), local directory, or Hugging Face id",
+        help="preset (tiny-t5, tiny-gpt2, tiny-roberta), pretrained:SIZE-ARCH (built by "
+        "codebackdoor pretrain), local directory, or Hugging Face id",
     )
     training.add_argument("--model-revision", help="pinned revision of a Hugging Face model")
     training.add_argument("--trust-remote-code", action="store_true", default=None)
@@ -454,8 +455,10 @@ def make_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_data_show)
 
     from codebackdoor.leaderboard.cli import add_leaderboard_command
+    from codebackdoor.pretrain.cli import add_pretrain_command
 
     add_leaderboard_command(commands)
+    add_pretrain_command(commands)
     return parser
 
 

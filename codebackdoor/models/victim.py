@@ -286,7 +286,7 @@ def _pretrained_path(spec: str) -> Path | None:
     if not spec.startswith(PRETRAINED_PREFIX):
         return None
     from codebackdoor.pretrain.card import read_card
-    from codebackdoor.pretrain.pretrain import pretrained_directory
+    from codebackdoor.pretrain.pretraining import pretrained_directory
 
     name = spec[len(PRETRAINED_PREFIX) :]
     path = pretrained_directory(name)

@@ -1,0 +1,168 @@
+"""Pretraining throughput of the project's path against a plain transformers Trainer (target
+ratio >= 0.95).
+
+Both train the same tiny model from the same initial weights on the same token blocks with the
+same collator (the architecture's objective) and the same TrainingArguments. The plain Trainer
+lets the model compute its own loss; the project's path (``train_steps``) goes through the
+ObjectiveTrainer's cross-entropy objective, the loss-curve recorder and the time-budget check.
+The corpus is a few packages of the standard library. Runs alternate in ABBA order after one
+warm-up each; the ratios use each path's fastest run (the medians are printed too), since on a
+shared machine the slower runs measure the neighbours. Besides wall time, the process's CPU
+time is measured: with one torch thread it counts the work done and not the time the process
+waited for a core, so its ratio stays readable when other jobs load the machine. Tokens/s
+counts corpus tokens (steps × batch × block length) per wall second.
+
+    python benchmarks/perf/pretrain_throughput.py [--steps 12] [--rounds 3] [--arch t5 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+from codebackdoor.defenses.objectives import CrossEntropy
+from codebackdoor.models.training import (
+    StepSettings,
+    progress_bars_on_terminal_only,
+    step_arguments,
+    train_steps,
+)
+from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus
+from codebackdoor.pretrain.pretraining import collator, corpus_tokenizer, new_model, token_blocks
+from codebackdoor.pretrain.sizes import ARCHITECTURES, KINDS, pretrain_size
+
+PACKAGES = ("json", "email", "http", "xml", "asyncio", "concurrent")
+
+
+def time_project(spec, tokenizer, dataset, settings, output_dir) -> tuple[float, float]:
+    model = new_model(spec, tokenizer, settings.seed)
+    start, cpu = time.perf_counter(), time.process_time()
+    train_steps(
+        model,
+        tokenizer,
+        KINDS[spec.arch],
+        dataset,
+        collator(spec, tokenizer, model, settings.seed),
+        settings,
+        CrossEntropy(),
+        output_dir,
+        tokens_per_step=spec.tokens_per_step,
+    )
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def time_plain_trainer(spec, tokenizer, dataset, settings, output_dir) -> tuple[float, float]:
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
+
+    model = new_model(spec, tokenizer, settings.seed)
+    start, cpu = time.perf_counter(), time.process_time()
+    trainer = Trainer(
+        model=model,
+        args=step_arguments(settings, output_dir),
+        train_dataset=dataset,
+        data_collator=collator(spec, tokenizer, model, settings.seed),
+        processing_class=tokenizer,
+    )
+    trainer.remove_callback(PrinterCallback)  # keeps the table readable; prints nothing else
+    with progress_bars_on_terminal_only():
+        trainer.train()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def measure(arch: str, steps: int, rounds: int, corpus, scratch: Path) -> list[tuple]:
+    spec = pretrain_size(arch, "tiny")
+    # No checkpoint inside the measured steps: both paths would write the same files.
+    spec = dataclasses.replace(spec, save_steps=steps + 1, tokenizer_sample_bytes=2_000_000)
+    tokenizer, _ = corpus_tokenizer(spec, corpus)
+    dataset = token_blocks(spec, corpus, tokenizer, blocks_needed=steps * spec.batch_size)
+    settings = StepSettings(
+        max_steps=steps,
+        batch_size=spec.batch_size,
+        learning_rate=spec.learning_rate,
+        warmup_steps=spec.warmup_steps,
+        save_steps=spec.save_steps,
+        logging_steps=spec.logging_steps,
+    )
+    runners = {"plain Trainer": time_plain_trainer, "train_steps": time_project}
+    walls: dict[str, list[float]] = {name: [] for name in runners}
+    cpus: dict[str, list[float]] = {name: [] for name in runners}
+    for round_index in range(rounds + 1):  # round 0 warms up caches and lazy imports
+        order = list(runners.items())[:: 1 if round_index % 2 else -1]
+        for name, runner in order:
+            output = scratch / f"{arch}-{name}-{round_index}"
+            wall, cpu = runner(spec, tokenizer, dataset, settings, output)
+            if round_index:
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+    tokens = steps * spec.tokens_per_step
+
+    def ratio(times: dict[str, list[float]], name: str, pick) -> str:
+        return f"{pick(times['plain Trainer']) / pick(times[name]):.3f}"
+
+    return [
+        (
+            spec.name,
+            name,
+            f"{tokens / min(walls[name]):,.0f}",
+            " ".join(f"{value:.2f}" for value in walls[name]),
+            " ".join(f"{value:.2f}" for value in cpus[name]),
+            ratio(walls, name, min),
+            ratio(cpus, name, min),
+            ratio(cpus, name, statistics.median),
+        )
+        for name in runners
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", action="append", choices=ARCHITECTURES)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    args = parser.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    roots = [str(stdlib / name) for name in PACKAGES]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="cb-pretrain-") as scratch:
+        os.environ.setdefault("CODEBACKDOOR_CACHE", str(Path(scratch) / "cache"))
+        corpus = build_corpus(CorpusOptions(python_roots=roots, java=False))
+        for arch in args.arch or ARCHITECTURES:
+            rows.extend(measure(arch, args.steps, args.rounds, corpus, Path(scratch)))
+    print(
+        f"data: stdlib packages {', '.join(PACKAGES)} ({corpus.manifest['bytes']:,} bytes); "
+        f"{args.steps} steps of the tiny recipes, {torch.get_num_threads()} CPU threads, "
+        f"{args.rounds} alternating runs each"
+    )
+    print(
+        tabulate(
+            rows,
+            headers=(
+                "model",
+                "trainer",
+                "tokens/s (fastest)",
+                "wall (s)",
+                "CPU (s)",
+                "ratio wall (fastest)",
+                "ratio CPU (fastest)",
+                "ratio CPU (median)",
+            ),
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
