@@ -18,6 +18,8 @@ def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private; a result or a page is as readable as any new file.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -41,6 +43,19 @@ def atomic_write_json(path: Path, obj: Any, *, overwrite: bool = True) -> None:
     )
 
 
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file's content; a missing or malformed file is one clear line naming ``what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+
+
 def read_toml(path: Path, what: str) -> dict[str, Any]:
     """A TOML file as a dict; a missing or malformed file is one clear line naming ``what``."""
     path = Path(path)
@@ -50,3 +65,9 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{what} {path} is not valid TOML: {exc}") from exc
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from codebackdoor.errors import UserError
-from codebackdoor.io import atomic_write_json
+from codebackdoor.io import atomic_write_json, read_json
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "result.schema.json"
@@ -38,13 +38,7 @@ def check_result(result: dict[str, Any], where: str) -> None:
 
 
 def read_result(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"result file not found: {path}")
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    result = read_json(path, "result file")
     check_result(result, str(path))
     return result
 

@@ -9,7 +9,6 @@ schema is reported by path and skipped, never merged.
 from __future__ import annotations
 
 import fcntl
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from codebackdoor.errors import UserError
-from codebackdoor.io import atomic_write_json
+from codebackdoor.io import atomic_write_json, read_json
 from codebackdoor.leaderboard.rows import RunRecord, merge, records_of_row
 from codebackdoor.results import read_result
 
@@ -64,10 +63,7 @@ def load_leaderboard(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         return {"schema_version": LEADERBOARD_VERSION, "rows": []}
-    try:
-        board = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    board = read_json(path, "leaderboard")
     if not (isinstance(board, dict) and board.get("schema_version") == LEADERBOARD_VERSION
             and isinstance(board.get("rows"), list)):
         raise UserError(f"{path}: not a leaderboard file (schema_version {LEADERBOARD_VERSION} "

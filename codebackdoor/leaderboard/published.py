@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from codebackdoor.errors import UserError
+from codebackdoor.io import read_json
 from codebackdoor.results import validation_errors
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "published.schema.json"
@@ -32,13 +33,7 @@ def published_errors(document: Any) -> list[str]:
 
 def read_published(path: Path) -> list[dict[str, Any]]:
     """The rows of a published-numbers file; any problem names the file and the field."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"published numbers not found: {path}")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    document = read_json(path, "published numbers")
     problems = published_errors(document)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -170,23 +170,28 @@ def next_token_labels(labels: Tensor) -> Tensor:
 
 def training_arguments(settings: TrainingSettings, output_dir: Path) -> Any:
     """The Trainer's arguments for ``settings``: one checkpoint and one loss record per epoch."""
+    return _trainer_arguments(
+        settings, output_dir, num_train_epochs=settings.epochs, save_strategy="epoch",
+        logging_strategy="epoch",
+    )
+
+
+def _trainer_arguments(settings: Any, output_dir: Path, **schedule: Any) -> Any:
+    """What every fit shares (optimizer, seeds, precision, checkpoint count, quiet logging),
+    plus the epoch or step ``schedule``."""
     import torch
     from transformers import TrainingArguments
 
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return TrainingArguments(
         output_dir=str(output_dir),
-        num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
         learning_rate=settings.learning_rate,
         weight_decay=settings.weight_decay,
         lr_scheduler_type=settings.lr_scheduler,
         seed=settings.seed,
         data_seed=settings.seed,
-        bf16=bf16,
-        save_strategy="epoch",
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         save_total_limit=settings.keep_checkpoints or None,
-        logging_strategy="epoch",
         eval_strategy="no",
         report_to="none",
         disable_tqdm=not sys.stderr.isatty(),
@@ -194,6 +199,7 @@ def training_arguments(settings: TrainingSettings, output_dir: Path) -> Any:
         dataloader_pin_memory=torch.cuda.is_available(),
         # The features are plain dicts the collator understands; nothing to prune.
         remove_unused_columns=False,
+        **schedule,
     )
 
 
@@ -267,33 +273,10 @@ class StepSettings:
 
 def step_arguments(settings: StepSettings, output_dir: Path) -> Any:
     """The Trainer's arguments for a step-budgeted fit."""
-    import torch
-    from transformers import TrainingArguments
-
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-        lr_scheduler_type=settings.lr_scheduler,
-        warmup_steps=settings.warmup_steps,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        bf16=bf16,
-        save_strategy="steps",
-        save_steps=settings.save_steps,
-        save_total_limit=settings.keep_checkpoints or None,
-        logging_strategy="steps",
-        logging_steps=settings.logging_steps,
-        logging_first_step=True,
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=not sys.stderr.isatty(),
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        remove_unused_columns=False,
+    return _trainer_arguments(
+        settings, output_dir, max_steps=settings.max_steps, warmup_steps=settings.warmup_steps,
+        save_strategy="steps", save_steps=settings.save_steps, logging_strategy="steps",
+        logging_steps=settings.logging_steps, logging_first_step=True,
     )
 
 
