@@ -1,14 +1,15 @@
 """Filter defenses: spectral signatures, activation clustering, BKI, KillBadCode.
 
 The math is checked against naive formulas on hand-made data; detection runs on the embedded
-Python corpus poisoned by the real fixed-trigger attack, with one briefly trained tiny victim
-shared by the representation-based defenses.
+Python corpus poisoned by the real fixed-trigger attack, with one tiny victim, trained once until
+it has learned the trigger, shared by the representation-based defenses.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,31 +18,51 @@ import pytest
 from codebackdoor.defenses.activation_clustering import ActivationClustering
 from codebackdoor.defenses.base import DefenseContext, load_defense
 from codebackdoor.defenses.bki import BKI, keyword_scores
-from codebackdoor.defenses.killbadcode import KillBadCode, NGramModel
+from codebackdoor.defenses.killbadcode import (
+    FALLBACK_DISCOUNTS,
+    KillBadCode,
+    NGramModel,
+    kneser_ney_discounts,
+)
 from codebackdoor.defenses.spectral import SpectralSignatures, spectral_scores
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 
 PRESETS = Path(__file__).resolve().parents[1] / "defenses"
-TRAIN_SIZE = 300
+# The representation-based filters need a victim that has learned the trigger: on the
+# `package` task that takes the whole training split (1,195 functions) and 8 epochs; with 300
+# functions and 2 epochs its triggered predictions stayed at chance.
+VICTIM_RATE = 0.05
+VICTIM_SETTINGS = {"epochs": 8, "batch_size": 32, "learning_rate": 1e-3, "max_source_length": 64}
 
 
-@pytest.fixture(scope="module")
-def poisoned():
-    """(train, poisoned flags, context): 300 shuffled training functions, 10% poisoned."""
+def poison_package(rate: float):
+    """(poisoned data, poisoned flags, context, target label): the `package` splits with the
+    fixed trigger planted at ``rate``, its payload the most frequent class.
+
+    The most frequent class (idlelib) keeps the poison a minority of its class (about 10% at
+    rate 0.05), as spectral signatures and activation clustering assume; the attack's default,
+    the rarest class, would make it nearly half.
+    """
     from codebackdoor.attacks.build import build_attack
     from codebackdoor.poison import poison
     from codebackdoor.registry import registry
 
     task = registry("tasks").get("package")(lang="python")
     splits = task.load()
-    random.Random(0).shuffle(splits.train)
-    splits.train = splits.train[:TRAIN_SIZE]
-    attack = build_attack("fixed", task, params={}, payload=None, payload_params={}, selection=None)
-    data = poison(splits, task, attack, 0.1, 1)
+    label = Counter(e.target for e in splits.train).most_common(1)[0][0]
+    attack = build_attack(
+        "fixed", task, params={}, payload=None, payload_params={"label": label}, selection=None
+    )
+    data = poison(splits, task, attack, rate, 1)
     ids = set(data.manifest["poisoned_ids"])
     flags = [example.id in ids for example in data.train]
-    return data.train, flags, DefenseContext(task, data.valid, 1, Path("unused"))
+    return data, flags, DefenseContext(task, data.valid, 1, Path("unused")), label
+
+
+@pytest.fixture(scope="module")
+def poisoned():
+    return poison_package(VICTIM_RATE)
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +70,23 @@ def victim(poisoned, one_cpu_thread, tmp_path_factory):
     from codebackdoor.defenses.objectives import CrossEntropy
     from codebackdoor.models import TrainingSettings, load_victim
 
-    train, _, _ = poisoned
-    model = load_victim("tiny-roberta", "label", train)
-    settings = TrainingSettings(epochs=2, batch_size=32, learning_rate=1e-3, max_source_length=64)
-    model.fit(train, settings, CrossEntropy(), tmp_path_factory.mktemp("victim"))
+    data, _, _, label = poisoned
+    model = load_victim("tiny-roberta", "label", data.train)
+    settings = TrainingSettings(**VICTIM_SETTINGS)
+    model.fit(data.train, settings, CrossEntropy(), tmp_path_factory.mktemp("victim"))
+    # The filters are only worth testing on a victim the backdoor works on.
+    triggered = [e for e in data.triggered_test if e.target != label]
+    hits = sum(p == label for p in model.predict([e.source for e in triggered]))
+    assert len(triggered) >= 100 and hits / len(triggered) >= 0.9  # measured 0.96 of 182
     return model
 
 
-def detection(decision, flags) -> tuple[float, float]:
-    """(recall, precision) of the removed examples against the poisoned ones."""
+def detection(decision, flags) -> tuple[float, float, float]:
+    """(recall, precision, chance recall) of the removed examples against the poisoned ones;
+    chance recall is the share of the data removed, what a random pick of as many finds."""
     removed = [not keep for keep in decision.keep]
     hits = sum(r and f for r, f in zip(removed, flags, strict=True))
-    return hits / sum(flags), hits / max(sum(removed), 1)
+    return hits / sum(flags), hits / max(sum(removed), 1), sum(removed) / len(removed)
 
 
 # Spectral signatures ---------------------------------------------------------------------
@@ -150,20 +176,48 @@ def test_bki_finds_the_keyword_with_batched_victim_calls():
 # KillBadCode -----------------------------------------------------------------------------
 
 
-def test_ngram_add_k_probabilities_on_a_toy_corpus():
-    model = NGramModel.train([["a", "b"], ["a", "c"]], order=2, k=0.5)
-    vocabulary = 5  # a, b, c, </s>, unknown
-    assert model.vocabulary == vocabulary
-    # c(<s> a) = 2, c(<s>) = 2
-    assert model.log_prob(("<s>",), "a") == pytest.approx(math.log10(2.5 / (2 + 0.5 * 5)))
-    assert model.log_prob(("a",), "b") == pytest.approx(math.log10(1.5 / (2 + 0.5 * 5)))
-    assert model.log_prob(("zzz",), "b") == pytest.approx(math.log10(1 / vocabulary))
+def test_kneser_ney_probabilities_on_a_toy_corpus():
+    model = NGramModel.train([["a", "b"], ["a", "c"]], order=2)
+    assert model.vocabulary == 5  # a, b, c, </s>, unknown
+    # Too few counts of counts: lmplz's fallback discounts 0.5, 1, 1.5 at both orders.
+    assert model.discounts == [FALLBACK_DISCOUNTS, FALLBACK_DISCOUNTS]
+    # Unigram continuation counts a=1 (after <s>), b=1, c=1 (after a), </s>=2 (after b, c):
+    # total 5, γ·total = 3·0.5 + 1 = 2.5, so P(b) = (1 − 0.5 + 2.5/5) / 5 = 0.2.
+    assert model.log_prob((), "b") == pytest.approx(math.log10(0.2))
+    assert model.log_prob((), "</s>") == pytest.approx(math.log10((2 - 1 + 0.5) / 5))
+    assert model.log_prob((), "zzz") == pytest.approx(math.log10(0.5 / 5))
+    # Bigrams keep raw counts: c(<s> a) = 2 with D = 1, γ(<s>)·2 = 1.
+    assert model.log_prob(("<s>",), "a") == pytest.approx(math.log10((2 - 1 + 0.2) / 2))
+    assert model.log_prob(("a",), "b") == pytest.approx(math.log10((1 - 0.5 + 0.2) / 2))
+    assert model.log_prob(("a",), "</s>") == pytest.approx(math.log10(0.3 / 2))
+    assert model.log_prob(("zzz",), "b") == pytest.approx(math.log10(0.2))  # unseen history
+
+
+def test_kneser_ney_discounts_follow_chen_and_goodman():
+    counts = {(str(i),): c for i, c in enumerate([1] * 8 + [2] * 4 + [3] * 2 + [4] * 1 + [9])}
+    y = 8 / (8 + 2 * 4)
+    expected = (1 - 2 * y * 4 / 8, 2 - 3 * y * 2 / 4, 3 - 4 * y * 1 / 2)
+    assert kneser_ney_discounts(counts) == pytest.approx(expected)
+    assert kneser_ney_discounts({("a",): 1, ("b",): 2}) == FALLBACK_DISCOUNTS
+
+
+def test_kneser_ney_distributions_sum_to_one():
+    rng = random.Random(4)
+    corpus = [[rng.choice("abcdef") for _ in range(rng.randint(1, 12))] for _ in range(40)]
+    model = NGramModel.train(corpus, order=4)
+    words = [*"abcdef", "</s>"]
+    histories = {(), ("<s>",), ("<s>", "a"), ("a", "b", "c"), ("f", "f", "zzz"), ("q", "q", "q")}
+    histories.update(g[:-1] for g in model.counts[3])
+    for history in histories:
+        # The unknown slot stands for every unseen token together.
+        total = sum(10 ** model.log_prob(history, w) for w in [*words, "zzz"])
+        assert total == pytest.approx(1.0), history
 
 
 def test_ngram_deletion_entropies_equal_rescoring_each_deletion():
     rng = random.Random(3)
     corpus = [[rng.choice("abcdef") for _ in range(rng.randint(3, 12))] for _ in range(30)]
-    model = NGramModel.train(corpus, order=4, k=0.1)
+    model = NGramModel.train(corpus, order=4)
     tokens = [rng.choice("abcdefg") for _ in range(15)]
     full, deleted = model.deletion_entropies(tokens, len(tokens))
     assert full == pytest.approx(model.entropy(tokens))
@@ -192,7 +246,7 @@ def test_killbadcode_refuses_natural_language_inputs():
         (ActivationClustering, {"size_threshold": 0.7}),
         (BKI, {"keywords": 0}),
         (BKI, {"match": "near"}),
-        (KillBadCode, {"k": 0.0}),
+        (KillBadCode, {"order": 0}),
         (KillBadCode, {"triggers": 0}),
     ],
 )
@@ -217,36 +271,55 @@ def test_presets_build(preset):
 # Detection on poisoned code --------------------------------------------------------------
 
 
-# TODO(lead): these detection tests only print recall. Within the suite's time budget the tiny
-# victim (2 epochs, 300 functions) has not learned the trigger yet (predictions at chance), so
-# the representation-based filters score at or below chance (measured: spectral 0.07, AC 0.00,
-# BKI 0.31 recall at 10% poisoning) and KillBadCode's top token is `self` (recall 0.66 by
-# removing two thirds of the data); no recall can be asserted until a victim learns the trigger.
-DETECTORS = {
-    "spectral": SpectralSignatures(epsilon=0.1),
-    "spectral-k10": SpectralSignatures(k=10, epsilon=0.1),
-    "ac": ActivationClustering(),
-    # The trigger sits at the start of the body; 24 units keep the test's victim calls small.
-    "bki": BKI(max_units=24),
-}
+# Measured with one CPU thread (rate 0.05: 41 of 1,195 functions poisoned, all in idlelib's
+# 407; the victim's ASR 0.96; chance recall = removed / 1,195, what removing as many at random
+# would find):
+#   spectral k=1   recall 0.12, precision 0.06, 84 removed, chance 0.07
+#   spectral k=10  recall 0.12, precision 0.06, 84 removed, chance 0.07
+#   BKI            recall 0.93, precision 1.00, 38 removed, chance 0.03 (keyword `random`)
+#   AC             recall 0.15, precision 0.05, 122 removed, chance 0.10
+# Spectral signatures beat chance only weakly, and unsteadily: the same setting with the
+# training split shuffled gave recall 0.24. On a victim poisoned at rate 0.1, the difference
+# of idlelib's poisoned and clean means lay along its top singular vector (cosine 0.95), but
+# the clean spread along it was several times the shift. AC's 2-means split of idlelib's ICA
+# components does not follow the poison, so it removes a cluster of mostly clean code: a
+# measured limitation, asserted as such below.
 
 
-@pytest.mark.parametrize("name", list(DETECTORS))
-def test_detection_on_the_fixed_trigger(name, poisoned, victim):
-    train, flags, context = poisoned
-    decision = DETECTORS[name].filter(train, victim, context)
-    recall, precision = detection(decision, flags)
-    print(
-        name,
-        f"recall {recall:.2f} precision {precision:.2f}",
-        f"removed {len(train) - sum(decision.keep)}",
-    )
-    assert len(decision.keep) == len(train)
+def test_victim_filters_detect_the_fixed_trigger(poisoned, victim):
+    data, flags, context, _ = poisoned
+    found = {}
+    for name, defense in {
+        "spectral": SpectralSignatures(epsilon=VICTIM_RATE),
+        "spectral-k10": SpectralSignatures(k=10, epsilon=VICTIM_RATE),
+        # The trigger opens the body; 24 units cover it and bound the victim calls.
+        "bki": BKI(max_units=24),
+    }.items():
+        decision = defense.filter(data.train, victim, context)
+        found[name] = detection(decision, flags)
+    for name in ("spectral", "spectral-k10"):
+        recall, _, chance = found[name]
+        assert recall > chance, (name, found[name])  # weakly: measured 0.12 against 0.07
+    recall, precision, chance = found["bki"]
+    assert recall >= 0.5 and precision >= 0.9, found["bki"]  # measured 0.93, 1.00 (chance 0.03)
 
 
-def test_killbadcode_detection_on_the_fixed_trigger(poisoned):
-    train, flags, context = poisoned
-    decision = KillBadCode().filter(train, None, context)
-    recall, precision = detection(decision, flags)
-    print("killbadcode", f"recall {recall:.2f} precision {precision:.2f}", decision.details)
-    assert len(decision.keep) == len(train)
+def test_activation_clustering_misses_a_trigger_a_tenth_of_its_class(poisoned, victim):
+    data, flags, context, _ = poisoned
+    decision = ActivationClustering().filter(data.train, victim, context)
+    recall, _, chance = detection(decision, flags)
+    # A measured limitation, not a goal: recall 0.15 against chance 0.10 (0.10 against 0.16
+    # with the training split shuffled).
+    assert recall <= chance + 0.1, (recall, chance)
+
+
+def test_killbadcode_detection_on_the_fixed_trigger():
+    # At rate 0.05 the summed naturalness gains of `return`, spread thin over most of the
+    # 1,195 functions, outrank those of `random` in the 41 poisoned ones (ranked fifth), so
+    # KillBadCode, which needs no victim, is checked at rate 0.1 (83 poisoned).
+    data, flags, context, _ = poison_package(0.1)
+    decision = KillBadCode().filter(data.train, None, context)
+    recall, precision, chance = detection(decision, flags)
+    assert decision.details["triggers"][0]["token"] == "random"
+    # Measured: recall 1.00, precision 0.99, 84 removed, chance 0.07.
+    assert recall >= 0.9 and precision >= 0.9, (recall, precision, chance)

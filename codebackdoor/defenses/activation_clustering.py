@@ -107,8 +107,13 @@ class ActivationClustering(FilterDefense):
             return np.zeros(rows, dtype=np.int64)
         data = np.asarray(vectors, dtype=np.float64)
         if self.reduction == "ica":
+            # ART's ActivationDefence settings (max_iter 1000, tol 0.005), the authors' code.
             reducer: Any = FastICA(
-                n_components=dims, whiten="unit-variance", max_iter=400, random_state=seed
+                n_components=dims,
+                whiten="unit-variance",
+                max_iter=1000,
+                tol=0.005,
+                random_state=seed,
             )
         else:
             reducer = PCA(n_components=dims, random_state=seed)

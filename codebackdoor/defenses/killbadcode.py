@@ -5,7 +5,7 @@ token of every training snippet how much the snippet's per-token cross-entropy d
 token is deleted, sum each token's drops over the snippets where it ranks among the largest,
 and remove the snippets that contain the top-scoring tokens. Their released code
 (wssun/KillBadCode) trains a 4-gram KenLM (modified Kneser-Ney) on CodeLlama subword tokens;
-here the model is an add-k smoothed 4-gram over tree-sitter leaf tokens, which needs no
+here the same estimate is computed in Python over tree-sitter leaf tokens, which needs no
 external tool and keeps identifiers whole.
 """
 
@@ -48,12 +48,9 @@ class KillBadCode(FilterDefense):
 
     # The released code's n-gram order.
     order: int = 4
-    # Add-k smoothing constant (ours: the released model is Kneser-Ney smoothed). A small k
-    # keeps the clean sample's n-grams likely against a vocabulary of thousands of names.
-    k: float = 0.01
     # Clean snippets the model is trained on, from the defender's clean sample.
     clean_samples: int = 2000
-    # Tokens scored per snippet (the released code stops at 600) and candidates a snippet
+    # Tokens a snippet is cut to (the released code's 600) and candidates a snippet
     # contributes to the sum (its 10 largest improvements, as released).
     max_tokens: int = 600
     per_sample: int = 10
@@ -63,8 +60,6 @@ class KillBadCode(FilterDefense):
     def __post_init__(self) -> None:
         if self.order < 1:
             raise UserError(f"killbadcode: order = {self.order} must be at least 1")
-        if not self.k > 0.0:
-            raise UserError(f"killbadcode: k = {self.k} must be positive")
         for field_name in ("clean_samples", "max_tokens", "per_sample", "triggers"):
             if getattr(self, field_name) < 1:
                 raise UserError(
@@ -83,7 +78,7 @@ class KillBadCode(FilterDefense):
         clean = context.clean[: self.clean_samples]
         if not clean:
             raise UserError("killbadcode needs a clean sample to train its n-gram model on")
-        model = NGramModel.train([_texts(e) for e in clean], order=self.order, k=self.k)
+        model = NGramModel.train([_texts(e) for e in clean], order=self.order)
         tokens = [_texts(e) for e in train]
         improvements = [self.improvements(model, t) for t in tokens]
         totals: dict[str, float] = {}
@@ -106,9 +101,10 @@ class KillBadCode(FilterDefense):
 
     def improvements(self, model: NGramModel, tokens: list[str]) -> dict[str, float]:
         """Per candidate token text, the drop in cross-entropy (clipped at 0) its deletion brings;
-        a repeated text counts at its last occurrence, as in the released code."""
+        a repeated text counts at its last occurrence, as in the released code, which also cuts
+        each snippet to its first max_tokens tokens before scoring it at all."""
         scored = tokens[: self.max_tokens]
-        full, deleted = model.deletion_entropies(tokens, len(scored))
+        full, deleted = model.deletion_entropies(scored, len(scored))
         found: dict[str, float] = {}
         for text, entropy in zip(scored, deleted, strict=True):
             if CANDIDATE.fullmatch(text):
@@ -120,42 +116,82 @@ def _texts(example: Example) -> list[str]:
     return [unit.text for unit in units(example.source, example.lang)]
 
 
-@dataclass
 class NGramModel:
-    """An add-k smoothed n-gram model: P(w | h) = (c(h w) + k) / (c(h) + k·V).
+    """An interpolated modified Kneser-Ney n-gram model: the estimate KenLM's lmplz builds.
 
-    V counts the training token types, the end marker and one slot for every unseen token.
-    Log probabilities are base 10, as KenLM reports them.
+    Chen & Goodman's recursion, for a history h and h′ = h without its first token:
+    P(w | h) = max(a(h w) − D(a(h w)), 0) / a(h ·) + γ(h) · P(w | h′), with
+    γ(h) = (D1·N1(h ·) + D2·N2(h ·) + D3+·N3+(h ·)) / a(h ·), and P(w | h) = P(w | h′) for a
+    history never seen. The adjusted count a is the raw count at the highest order and for
+    n-grams that begin with the start marker, and elsewhere the number of distinct tokens seen
+    right before the n-gram. Each order's discounts come from its counts of counts; where those
+    cannot give valid ones (tiny data) they are lmplz's --discount_fallback values. The unigrams
+    are interpolated with the uniform distribution over the vocabulary: the training types, the
+    end marker and one slot for every unseen token. A sentence is scored from a single start
+    marker, never itself predicted, through the end marker; log probabilities are base 10, as
+    KenLM reports them.
     """
 
-    order: int
-    k: float
-    grams: dict[tuple[str, ...], int]
-    histories: dict[tuple[str, ...], int]
-    vocabulary: int
+    def __init__(self, order: int, counts: list[dict[tuple[str, ...], int]]) -> None:
+        self.order = order
+        # counts[k - 1]: the adjusted count of every k-gram seen.
+        self.counts = counts
+        self.discounts = [kneser_ney_discounts(level) for level in counts]
+        # Per order, per history h: a(h ·) and γ(h)·a(h ·).
+        self.contexts: list[dict[tuple[str, ...], tuple[int, float]]] = []
+        for level, discount in zip(counts, self.discounts, strict=True):
+            sums: dict[tuple[str, ...], tuple[int, float]] = {}
+            for gram, count in level.items():
+                total, mass = sums.get(gram[:-1], (0, 0.0))
+                sums[gram[:-1]] = (total + count, mass + discount[min(count, 3) - 1])
+            self.contexts.append(sums)
+        self.vocabulary = len(counts[0]) + 1
+        self._cache: dict[tuple[tuple[str, ...], str], float] = {}
 
     @classmethod
-    def train(cls, sequences: Sequence[Sequence[str]], *, order: int, k: float) -> NGramModel:
-        grams: dict[tuple[str, ...], int] = {}
-        histories: dict[tuple[str, ...], int] = {}
-        types: set[str] = {EOS}
+    def train(cls, sequences: Sequence[Sequence[str]], *, order: int) -> NGramModel:
+        raw: list[dict[tuple[str, ...], int]] = [{} for _ in range(order)]
         for tokens in sequences:
-            types.update(tokens)
-            padded = _padded(tokens, order)
-            for i in range(order - 1, len(padded)):
-                gram = tuple(padded[i - order + 1 : i + 1])
-                grams[gram] = grams.get(gram, 0) + 1
-                histories[gram[:-1]] = histories.get(gram[:-1], 0) + 1
-        return cls(order, k, grams, histories, len(types) + 1)
+            padded = (BOS, *tokens, EOS)
+            for start in range(len(padded)):
+                for length in range(1, min(order, len(padded) - start) + 1):
+                    gram = padded[start : start + length]
+                    if gram != (BOS,):
+                        raw[length - 1][gram] = raw[length - 1].get(gram, 0) + 1
+        counts = [dict(level) for level in raw]
+        for length in range(1, order):
+            left: dict[tuple[str, ...], int] = {}
+            for gram in raw[length]:
+                left[gram[1:]] = left.get(gram[1:], 0) + 1
+            for gram in counts[length - 1]:
+                # Every occurrence of an n-gram that does not open the sentence has a token
+                # before it, so it is the suffix of at least one longer n-gram.
+                if gram[0] != BOS:
+                    counts[length - 1][gram] = left[gram]
+        return cls(order, counts)
 
     def log_prob(self, history: tuple[str, ...], word: str) -> float:
-        numerator = self.grams.get((*history, word), 0) + self.k
-        denominator = self.histories.get(history, 0) + self.k * self.vocabulary
-        return math.log10(numerator / denominator)
+        """log10 P(word | history), with at most the last order − 1 tokens of history used."""
+        history = history[max(len(history) - self.order + 1, 0) :]
+        key = (history, word)
+        if key not in self._cache:
+            self._cache[key] = math.log10(self._prob(history, word))
+        return self._cache[key]
+
+    def _prob(self, history: tuple[str, ...], word: str) -> float:
+        lower = self._prob(history[1:], word) if history else 1.0 / self.vocabulary
+        context = self.contexts[len(history)].get(history)
+        if context is None:
+            return lower
+        total, mass = context
+        count = self.counts[len(history)].get((*history, word), 0)
+        discount = self.discounts[len(history)][min(count, 3) - 1] if count else 0.0
+        return (max(count - discount, 0.0) + mass * lower) / total
 
     def entropy(self, tokens: Sequence[str]) -> float:
-        """Cross-entropy per token: −log10 P(tokens, end marker) / len(tokens)."""
-        return -sum(self._terms(_padded(tokens, self.order))) / max(len(tokens), 1)
+        """Cross-entropy per token: −log10 P(tokens, end marker) / len(tokens), as the released
+        code divides KenLM's sentence score by the token count."""
+        return -sum(self._terms([BOS, *tokens, EOS])) / max(len(tokens), 1)
 
     def deletion_entropies(self, tokens: Sequence[str], first: int) -> tuple[float, list[float]]:
         """The entropy of ``tokens`` and, for each of the ``first`` tokens, that without it.
@@ -164,30 +200,47 @@ class NGramModel:
         so each deletion costs O(n) look-ups instead of a rescoring of the whole sequence.
         """
         n = self.order
-        padded = _padded(tokens, n)
-        terms = self._terms(padded)
+        padded = [BOS, *tokens, EOS]
+        terms = self._terms(padded)  # terms[i - 1] predicts padded[i]
         total = sum(terms)
         full = -total / max(len(tokens), 1)
         remaining = max(len(tokens) - 1, 1)
         deleted = []
-        for j in range(first):
-            at = j + n - 1  # the token's index in `padded`; its term is terms[j]
+        for at in range(1, first + 1):
             last = min(at + n - 1, len(padded) - 1)
-            changed = total - sum(terms[j : last - n + 2])
+            changed = total - sum(terms[at - 1 : last])
             for i in range(at + 1, last + 1):
-                history = (*padded[i - n : at], *padded[at + 1 : i])
+                history = (*padded[max(i - n, 0) : at], *padded[at + 1 : i])
                 changed += self.log_prob(history, padded[i])
             deleted.append(-changed / remaining)
         return full, deleted
 
     def _terms(self, padded: list[str]) -> list[float]:
-        """log10 P of each token after the start markers, given the n − 1 before it."""
+        """log10 P of each token after the start marker, given the n − 1 before it."""
         n = self.order
         return [
-            self.log_prob(tuple(padded[i - n + 1 : i]), padded[i])
-            for i in range(n - 1, len(padded))
+            self.log_prob(tuple(padded[max(i - n + 1, 0) : i]), padded[i])
+            for i in range(1, len(padded))
         ]
 
 
-def _padded(tokens: Sequence[str], order: int) -> list[str]:
-    return [BOS] * (order - 1) + list(tokens) + [EOS]
+# lmplz --discount_fallback: the discounts for adjusted counts 1, 2 and 3+ when the counts of
+# counts cannot give them.
+FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
+
+
+def kneser_ney_discounts(counts: dict[tuple[str, ...], int]) -> tuple[float, float, float]:
+    """D1, D2, D3+ from the numbers n1..n4 of n-grams seen once to four times (Chen & Goodman):
+    Y = n1 / (n1 + 2·n2), D_i = i − (i + 1)·Y·n_(i+1) / n_i."""
+    seen = [0, 0, 0, 0]
+    for count in counts.values():
+        if count <= 4:
+            seen[count - 1] += 1
+    if min(seen) == 0:
+        return FALLBACK_DISCOUNTS
+    y = seen[0] / (seen[0] + 2 * seen[1])
+    discounts = tuple(i - (i + 1) * y * seen[i] / seen[i - 1] for i in (1, 2, 3))
+    # lmplz rejects discounts outside [0, i] for adjusted count i.
+    if any(not 0.0 <= d <= i for i, d in zip((1, 2, 3), discounts, strict=True)):
+        return FALLBACK_DISCOUNTS
+    return discounts  # type: ignore[return-value]
