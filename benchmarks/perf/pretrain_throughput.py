@@ -30,7 +30,6 @@ from tabulate import tabulate
 
 from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.models.training import (
-    StepSettings,
     progress_bars_on_terminal_only,
     step_arguments,
     train_steps,
@@ -84,14 +83,7 @@ def measure(arch: str, steps: int, rounds: int, corpus, scratch: Path) -> list[t
     spec = dataclasses.replace(spec, save_steps=steps + 1, tokenizer_sample_bytes=2_000_000)
     tokenizer, _ = corpus_tokenizer(spec, corpus)
     dataset = token_blocks(spec, corpus, tokenizer, blocks_needed=steps * spec.batch_size)
-    settings = StepSettings(
-        max_steps=steps,
-        batch_size=spec.batch_size,
-        learning_rate=spec.learning_rate,
-        warmup_steps=spec.warmup_steps,
-        save_steps=spec.save_steps,
-        logging_steps=spec.logging_steps,
-    )
+    settings = spec.step_settings(steps)
     runners = {"plain Trainer": time_plain_trainer, "train_steps": time_project}
     walls: dict[str, list[float]] = {name: [] for name in runners}
     cpus: dict[str, list[float]] = {name: [] for name in runners}

@@ -73,21 +73,11 @@ def pretrain(
     model = new_model(spec, tokenizer, seed)
     from codebackdoor.defenses.objectives import CrossEntropy
     from codebackdoor.models.training import (
-        StepSettings,
         progress_bars_on_terminal_only,
         train_steps,
     )
 
-    settings = StepSettings(
-        max_steps=max_steps,
-        batch_size=spec.batch_size,
-        learning_rate=spec.learning_rate,
-        warmup_steps=spec.warmup_steps,
-        save_steps=spec.save_steps,
-        logging_steps=spec.logging_steps,
-        max_seconds=max_time,
-        seed=seed,
-    )
+    settings = spec.step_settings(max_steps, max_seconds=max_time, seed=seed)
     state = train_steps(
         model,
         tokenizer,

@@ -10,9 +10,13 @@ This module imports no torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from codebackdoor.errors import UserError
 from codebackdoor.models.presets import TINY_GPT2, TINY_ROBERTA, TINY_T5, PresetSpec
+
+if TYPE_CHECKING:
+    from codebackdoor.models.training import StepSettings
 
 ARCHITECTURES = ("t5", "gpt2", "roberta")
 SIZES = ("tiny", "small")
@@ -51,6 +55,16 @@ class PretrainSize:
     @property
     def tokens_per_step(self) -> int:
         return self.batch_size * self.block_length
+
+    def step_settings(self, max_steps: int, **overrides: Any) -> StepSettings:
+        """The engine's settings for ``max_steps`` of this size's schedule."""
+        from codebackdoor.models.training import StepSettings
+
+        return StepSettings(
+            max_steps=max_steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
+            warmup_steps=self.warmup_steps, save_steps=self.save_steps,
+            logging_steps=self.logging_steps, **overrides,
+        )
 
 
 def _tiny(preset: PresetSpec) -> PretrainSize:
