@@ -120,3 +120,10 @@ def test_smoke_suite_covers_every_registered_attack_and_defense() -> None:
     defenses = {d for c in suite.cells() for d in c.config.defenses}
     assert attacks == set(BUILTINS["attacks"])
     assert defenses | {"ce"} == set(BUILTINS["defenses"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_suite_reads_and_names_its_cells(path: Path) -> None:
+    suite = Suite.read(path)
+    cells = suite.cells()
+    assert cells and len({cell.name for cell in cells}) == len(cells)

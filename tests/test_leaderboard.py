@@ -11,6 +11,7 @@ import shutil
 import statistics
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from leaderboard_runs import make_runs
@@ -198,6 +199,31 @@ def test_show_filters_sorts_and_formats(board: Path, capsys: pytest.CaptureFixtu
     assert ce["n"] == "2" and ce["clean_std"] != ""
     assert main([*base, "--format", "json", "--attack", "badpre"]) == 0
     assert {row["defense"] for row in json.loads(capsys.readouterr().out)} == {"none", "dece"}
+
+
+def test_plots_are_standalone_svg_files_of_the_selected_rows(
+    board: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "figures"
+    base = ["leaderboard", "plots", "--leaderboard", str(board), "--out", str(out)]
+    assert main([*base, "--attack", "badpre", "--prefix", "lyra-"]) == 0
+    written = capsys.readouterr().out.split()
+    names = sorted(path.name for path in out.iterdir())
+    assert sorted(Path(p).name for p in written) == names == [
+        "lyra-curve-generate-lyra-asr.svg",
+        "lyra-curve-generate-lyra-clean.svg",
+        "lyra-tradeoff-generate-sbleu.svg",
+    ]
+    namespace = "{http://www.w3.org/2000/svg}"
+    curve = ElementTree.parse(out / "lyra-curve-generate-lyra-clean.svg").getroot()
+    assert curve.tag == f"{namespace}svg"
+    # One line per selected row (CE and DeCE under BadPre), the clean run filtered out.
+    assert len(curve.findall(f"{namespace}polyline")) == 2
+    legend = {t.text for t in curve.iter(f"{namespace}text")}
+    assert any(label and label.startswith("badpre dece") for label in legend)
+    assert not any(label and label.startswith("none") for label in legend)
+    assert main([*base[:-2], "--out", str(tmp_path / "none"), "--task", "summarize"]) == 0
+    assert list((tmp_path / "none").iterdir()) == []
 
 
 def test_compare_puts_published_rows_beside_local_ones(

@@ -21,7 +21,7 @@ def test_importing_the_models_package_does_not_import_torch():
     code = (
         "import sys, codebackdoor.models as m; "
         "from codebackdoor.models import presets, tokenizer, training, victim; "
-        "assert sorted(m.PRESETS) == ['tiny-gpt2', 'tiny-roberta', 'tiny-t5']; "
+        "assert sorted(m.PRESETS) == ['small-t5', 'tiny-gpt2', 'tiny-roberta', 'tiny-t5']; "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""``codebackdoor leaderboard build|show|compare|html``."""
+"""``codebackdoor leaderboard build|show|compare|html|plots``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,22 @@ def cmd_html(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plots(args: argparse.Namespace) -> int:
+    from codebackdoor.io import atomic_write_text
+    from codebackdoor.leaderboard.html import plots
+    from codebackdoor.leaderboard.show import select
+
+    rows = select(_rows(Path(args.leaderboard)), task=args.task, attack=args.attack,
+                  defense=args.defense)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for plot in plots(rows):
+        path = out / f"{args.prefix}{plot.name}.svg"
+        atomic_write_text(path, plot.svg + "\n")
+        print(path)
+    return 0
+
+
 def add_leaderboard_command(commands: Any) -> None:
     """Add ``leaderboard`` and its actions to the ``commands`` subparsers of the main parser."""
     leaderboard = commands.add_parser(
@@ -77,6 +93,11 @@ def add_leaderboard_command(commands: Any) -> None:
         parser.add_argument("--leaderboard", default=str(DEFAULT_LEADERBOARD),
                             help=f"leaderboard file (default {DEFAULT_LEADERBOARD})")
 
+    def filter_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--task", help="only this task")
+        parser.add_argument("--attack", help="only this attack ('none' for clean runs)")
+        parser.add_argument("--defense", help="only this defense ('none' for no defense)")
+
     build = actions.add_parser(
         "build", help="merge result files into the leaderboard (idempotent, safe in parallel)")
     build.add_argument("results", nargs="+", metavar="RESULTS",
@@ -87,9 +108,7 @@ def add_leaderboard_command(commands: Any) -> None:
 
     show = actions.add_parser("show", help="print the leaderboard")
     board_argument(show)
-    show.add_argument("--task", help="only this task")
-    show.add_argument("--attack", help="only this attack ('none' for clean runs)")
-    show.add_argument("--defense", help="only this defense ('none' for no defense)")
+    filter_arguments(show)
     show.add_argument("--sort", choices=SORTS,
                       help="best first: lowest ASR, or highest clean metric")
     show.add_argument("--format", choices=FORMATS, default="table")
@@ -107,3 +126,11 @@ def add_leaderboard_command(commands: Any) -> None:
     board_argument(html)
     html.add_argument("--out", default=str(DEFAULT_HTML), help=f"page (default {DEFAULT_HTML})")
     html.set_defaults(func=cmd_html)
+
+    charts = actions.add_parser(
+        "plots", help="write the page's plots as standalone SVG files (for a README or paper)")
+    board_argument(charts)
+    charts.add_argument("--out", required=True, help="directory for the SVG files")
+    charts.add_argument("--prefix", default="", help="prepended to every file name")
+    filter_arguments(charts)
+    charts.set_defaults(func=cmd_plots)

@@ -7,10 +7,11 @@ library, which keeps the package free of one more heavy dependency.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
 from codebackdoor.leaderboard.show import HEADERS, clean_metric, display_cells, stat
 
@@ -136,8 +137,10 @@ def chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]], *,
     def py(y: float) -> float:
         return top + plot_h - (y - y0) / (y1 - y0) * plot_h
 
-    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-             f'role="img" aria-label="{escape(title)}">',
+    # The namespace and the white ground let the same SVG stand alone as an image file.
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
              f'<text x="{left}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>',
              f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
              'stroke="#999"/>']
@@ -167,11 +170,28 @@ def chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]], *,
     return "".join(parts)
 
 
-def _figure(svg: str, caption: str) -> str:
-    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+class Plot(NamedTuple):
+    """One chart: a file-name stem, the SVG and its caption."""
+
+    name: str
+    svg: str
+    caption: str
 
 
-def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[str]:
+def _figure(plot: Plot) -> str:
+    return f"<figure>{plot.svg}<figcaption>{escape(plot.caption)}</figcaption></figure>"
+
+
+def _stem(*parts: str) -> str:
+    return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", part).strip("_") for part in parts)
+
+
+def plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
+    """Every chart of the page: clean metric against ASR, then the per-epoch curves."""
+    return tradeoff_plots(rows) + curve_plots(rows)
+
+
+def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
     """Clean metric against ASR, one plot per task and metric, one colour per defense."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -186,7 +206,8 @@ def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[str]:
                         for r in members if r["defense"] == defense]}
             for i, defense in enumerate(defenses)
         ]
-        figures.append(_figure(
+        figures.append(Plot(
+            _stem("tradeoff", task, metric),
             chart(f"{task}: {metric} vs ASR", "ASR %", metric, series, lines=False,
                   xrange=PERCENT),
             "One point per leaderboard row (mean over seeds); rows without an attack have no "
@@ -203,7 +224,7 @@ def _curve_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
             for key, label in short.items()}
 
 
-def curve_plots(rows: Sequence[dict[str, Any]]) -> list[str]:
+def curve_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
     """Per-epoch clean metric and ASR, one pair of plots per task and dataset."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -222,7 +243,8 @@ def curve_plots(rows: Sequence[dict[str, Any]]) -> list[str]:
                                    "color": PALETTE[i % len(PALETTE)], "points": points})
             if series:
                 ylabel = members[0]["primary"] if measure == "clean" else "ASR %"
-                figures.append(_figure(
+                figures.append(Plot(
+                    _stem("curve", task, dataset, measure),
                     chart(f"{task} on {dataset}: {ylabel} per epoch", "epoch", ylabel, series,
                           lines=True, yrange=None if measure == "clean" else PERCENT),
                     "Scored after every epoch on the first curve-size test inputs (mean over "
@@ -232,7 +254,7 @@ def curve_plots(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def page(rows: Sequence[dict[str, Any]], source: str) -> str:
-    plots = tradeoff_plots(rows) + curve_plots(rows)
+    figures = [_figure(plot) for plot in plots(rows)]
     runs = sum(row["n"] for row in rows)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -243,6 +265,6 @@ def page(rows: Sequence[dict[str, Any]], source: str) -> str:
         "standard deviation over seeds; click a column header to sort.</p>"
         f"{table(rows)}"
         "<h2>Plots</h2>"
-        f'<div class="plots">{"".join(plots) or "<p>nothing to plot</p>"}</div>'
+        f'<div class="plots">{"".join(figures) or "<p>nothing to plot</p>"}</div>'
         f"<script>{SCRIPT}</script></body></html>\n"
     )

@@ -1,4 +1,4 @@
-"""The built-in tiny victims: small random-init architectures that train on a laptop CPU.
+"""The built-in victims: random-init architectures (tiny ones train on a laptop CPU).
 
 A preset is a transformers config plus a recipe for its tokenizer, which is trained on the
 task's own training split so that nothing has to be downloaded. This module imports no torch:
@@ -65,6 +65,29 @@ TINY_T5 = PresetSpec(
     "Text-to-Text Transformer. JMLR 2020",
 )
 
+# T5-small's shape (Raffel et al., Table 14: d_model 512, 6+6 layers, 8 heads, d_ff 2048), random
+# init with a tokenizer trained on the task: the smallest victim that is not a toy, for GPUs.
+SMALL_T5 = PresetSpec(
+    name="small-t5",
+    family="t5",
+    generates="seq2seq",
+    config={
+        "d_model": 512,
+        "d_kv": 64,
+        "d_ff": 2048,
+        "num_layers": 6,
+        "num_decoder_layers": 6,
+        "num_heads": 8,
+        "dropout_rate": 0.1,
+        "feed_forward_proj": "relu",
+    },
+    description="T5-small's shape: d_model 512, 6+6 layers, 8 heads, d_ff 2048 (~40M "
+    "parameters with the task's 8k vocabulary), random init, byte-level BPE trained on the "
+    "task's training split; for GPUs",
+    citation="Raffel et al. Exploring the Limits of Transfer Learning with a Unified "
+    "Text-to-Text Transformer. JMLR 2020",
+)
+
 TINY_GPT2 = PresetSpec(
     name="tiny-gpt2",
     family="gpt2",
@@ -104,4 +127,6 @@ TINY_ROBERTA = PresetSpec(
     citation="Liu et al. RoBERTa: A Robustly Optimized BERT Pretraining Approach. 2019",
 )
 
-PRESETS: dict[str, PresetSpec] = {spec.name: spec for spec in (TINY_T5, TINY_GPT2, TINY_ROBERTA)}
+PRESETS: dict[str, PresetSpec] = {
+    spec.name: spec for spec in (TINY_T5, SMALL_T5, TINY_GPT2, TINY_ROBERTA)
+}
