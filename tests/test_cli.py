@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,14 @@ def test_empty_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     err = _error_line(capsys, ["poison", "--task", "generate", "--data", str(data), "--attack",
                                "badpre", "--out", str(tmp_path / "o")])
     assert "empty" in err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    # 400 examples are far more than a pipe holds, so the pipe closes while they are printed.
+    done = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m codebackdoor.cli data show --task package "
+        "--lang python --examples 400 | head -1",
+        shell=True, capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert len(done.stdout.splitlines()) == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

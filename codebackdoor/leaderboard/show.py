@@ -56,24 +56,31 @@ def order(rows: Sequence[dict[str, Any]], sort: str | None) -> list[dict[str, An
 
 
 HEADERS = ("task", "lang", "dataset", "model", "attack", "rate", "defense", "metric", "clean",
-           "ASR %", "false triggers %", "n")
+           "ASR %", "false triggers %", "detection recall %", "detection precision %", "n")
+
+
+def _numbers(row: dict[str, Any]) -> list[dict[str, Any] | None]:
+    """The statistics shown for a row: clean metric, ASR, false triggers, and a filter
+    defense's detection recall and precision (None where a row has no such number)."""
+    return [clean_metric(row), stat(row, "asr"), stat(row, "false_trigger_rate"),
+            stat(row, "detection.recall"), stat(row, "detection.precision")]
 
 
 def display_cells(row: dict[str, Any]) -> list[str]:
     return [row["task"], row["lang"] or "–", row["dataset"], row["model"], row["attack"],
             rate_text(row["rate"]), row["defense"], row["primary"] or "–",
-            mean_std(clean_metric(row)), mean_std(stat(row, "asr")),
-            mean_std(stat(row, "false_trigger_rate")), str(row["n"])]
+            *(mean_std(entry) for entry in _numbers(row)), str(row["n"])]
 
 
 CSV_HEADERS = ("key", "task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
                "clean_mean", "clean_std", "asr_mean", "asr_std", "false_trigger_mean",
-               "false_trigger_std", "n")
+               "false_trigger_std", "detection_recall_mean", "detection_recall_std",
+               "detection_precision_mean", "detection_precision_std", "n")
 
 
 def csv_cells(row: dict[str, Any]) -> list[Any]:
     numbers = []
-    for entry in (clean_metric(row), stat(row, "asr"), stat(row, "false_trigger_rate")):
+    for entry in _numbers(row):
         numbers += [entry["mean"], entry["std"]] if entry else [None, None]
     return [row["key"], row["task"], row["lang"], row["dataset"], row["model"], row["attack"],
             row["rate"], row["defense"], row["primary"], *numbers, row["n"]]
