@@ -7,6 +7,7 @@ library, which keeps the package free of one more heavy dependency.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -113,7 +114,11 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+def _ticks(low: float, high: float, count: int = 5, *, whole: bool = False) -> list[float]:
+    """``count`` evenly spaced ticks; ``whole``: whole numbers only (epochs), at most ``count``."""
+    if whole:
+        step = max(1, math.ceil((high - low) / (count - 1)))
+        return [float(t) for t in range(math.ceil(low), math.floor(high) + 1, step)]
     step = (high - low) / (count - 1)
     return [low + i * step for i in range(count)]
 
@@ -144,7 +149,7 @@ def chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]], *,
              f'<text x="{left}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>',
              f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
              'stroke="#999"/>']
-    for x in _ticks(x0, x1):
+    for x in _ticks(x0, x1, whole=all(float(x).is_integer() for x in xs)):
         parts.append(f'<text x="{px(x):.1f}" y="{top + plot_h + 15}" font-size="10" '
                      f'text-anchor="middle">{x:.3g}</text>')
     for y in _ticks(y0, y1):
