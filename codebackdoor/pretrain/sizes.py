@@ -13,7 +13,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from codebackdoor.errors import UserError
-from codebackdoor.models.presets import TINY_GPT2, TINY_ROBERTA, TINY_T5, PresetSpec
+from codebackdoor.models.presets import (
+    SMALL_T5,
+    TINY_GPT2,
+    TINY_ROBERTA,
+    TINY_T5,
+    PresetSpec,
+)
 
 if TYPE_CHECKING:
     from codebackdoor.models.training import StepSettings
@@ -112,18 +118,8 @@ PRETRAIN_SIZES: dict[tuple[str, str], PretrainSize] = {
     ("t5", "tiny"): _tiny(TINY_T5),
     ("gpt2", "tiny"): _tiny(TINY_GPT2),
     ("roberta", "tiny"): _tiny(TINY_ROBERTA),
-    # T5-small (Raffel et al. 2020): d_model 512, 6+6 layers, 8 heads, d_ff 2048.
-    ("t5", "small"): _small(
-        TINY_T5,
-        {
-            "d_model": 512,
-            "d_kv": 64,
-            "d_ff": 2048,
-            "num_layers": 6,
-            "num_decoder_layers": 6,
-            "num_heads": 8,
-        },
-    ),
+    # T5-small's shape, as the from-scratch `small-t5` preset.
+    ("t5", "small"): _small(SMALL_T5, {}),
     # GPT-2 small (Radford et al. 2019): 768 wide, 12 layers, 12 heads.
     ("gpt2", "small"): _small(
         TINY_GPT2, {"n_embd": 768, "n_layer": 12, "n_head": 12, "n_inner": 3072}
