@@ -19,9 +19,10 @@ from codebackdoor.leaderboard.show import HEADERS, clean_metric, display_cells, 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 COLUMN_KEYS = ("task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
-               "clean", "asr", "false_triggers", "n")
+               "clean", "asr", "false_triggers", "detection_recall", "detection_precision", "n")
 PERCENT = (0.0, 100.0)
-NUMERIC = {"rate", "clean", "asr", "false_triggers", "n"}
+NUMERIC = {"rate", "clean", "asr", "false_triggers", "detection_recall", "detection_precision",
+           "n"}
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -83,6 +84,8 @@ def _sort_values(row: dict[str, Any]) -> list[str]:
         "clean": (clean_metric(row) or {}).get("mean"),
         "asr": (stat(row, "asr") or {}).get("mean"),
         "false_triggers": (stat(row, "false_trigger_rate") or {}).get("mean"),
+        "detection_recall": (stat(row, "detection.recall") or {}).get("mean"),
+        "detection_precision": (stat(row, "detection.precision") or {}).get("mean"),
         "n": row["n"],
     }
     texts = display_cells(row)
@@ -222,8 +225,10 @@ def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
 
 
 def _curve_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Attack, defense and model; rows that differ elsewhere (data, training) add their key."""
-    short = {row["key"]: f"{row['attack']} {row['defense']} {row['model']}" for row in rows}
+    """Attack, defense and model, leaving out what all rows share (the legend is narrow); rows
+    that differ elsewhere (data, training) add their key."""
+    fields = [f for f in ("attack", "defense", "model") if len({row[f] for row in rows}) > 1]
+    short = {row["key"]: " ".join(row[f] for f in fields or ("attack", "defense")) for row in rows}
     counts = Counter(short.values())
     return {key: label if counts[label] == 1 else f"{label} {key[:6]}"
             for key, label in short.items()}
