@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any, NamedTuple
 
-from codebackdoor.leaderboard.show import HEADERS, clean_metric, display_cells, stat
+from codebackdoor.leaderboard.show import (
+    HEADERS,
+    clean_metric,
+    display_cells,
+    row_statistics,
+    stat,
+)
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
@@ -79,13 +85,11 @@ SCRIPT = """
 
 def _sort_values(row: dict[str, Any]) -> list[str]:
     """What each column sorts by: the raw number for numeric columns, else the text."""
+    statistics = ("clean", "asr", "false_triggers", "detection_recall", "detection_precision")
     numbers = {
         "rate": row["rate"],
-        "clean": (clean_metric(row) or {}).get("mean"),
-        "asr": (stat(row, "asr") or {}).get("mean"),
-        "false_triggers": (stat(row, "false_trigger_rate") or {}).get("mean"),
-        "detection_recall": (stat(row, "detection.recall") or {}).get("mean"),
-        "detection_precision": (stat(row, "detection.precision") or {}).get("mean"),
+        **{key: entry and entry["mean"]
+           for key, entry in zip(statistics, row_statistics(row), strict=True)},
         "n": row["n"],
     }
     texts = display_cells(row)

@@ -59,7 +59,7 @@ HEADERS = ("task", "lang", "dataset", "model", "attack", "rate", "defense", "met
            "ASR %", "false triggers %", "detection recall %", "detection precision %", "n")
 
 
-def _numbers(row: dict[str, Any]) -> list[dict[str, Any] | None]:
+def row_statistics(row: dict[str, Any]) -> list[dict[str, Any] | None]:
     """The statistics shown for a row: clean metric, ASR, false triggers, and a filter
     defense's detection recall and precision (None where a row has no such number)."""
     return [clean_metric(row), stat(row, "asr"), stat(row, "false_trigger_rate"),
@@ -69,7 +69,7 @@ def _numbers(row: dict[str, Any]) -> list[dict[str, Any] | None]:
 def display_cells(row: dict[str, Any]) -> list[str]:
     return [row["task"], row["lang"] or "–", row["dataset"], row["model"], row["attack"],
             rate_text(row["rate"]), row["defense"], row["primary"] or "–",
-            *(mean_std(entry) for entry in _numbers(row)), str(row["n"])]
+            *(mean_std(entry) for entry in row_statistics(row)), str(row["n"])]
 
 
 CSV_HEADERS = ("key", "task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
@@ -80,7 +80,7 @@ CSV_HEADERS = ("key", "task", "lang", "dataset", "model", "attack", "rate", "def
 
 def csv_cells(row: dict[str, Any]) -> list[Any]:
     numbers = []
-    for entry in _numbers(row):
+    for entry in row_statistics(row):
         numbers += [entry["mean"], entry["std"]] if entry else [None, None]
     return [row["key"], row["task"], row["lang"], row["dataset"], row["model"], row["attack"],
             row["rate"], row["defense"], row["primary"], *numbers, row["n"]]
