@@ -286,7 +286,7 @@ def test_a_broken_published_file_names_the_file_and_field(tmp_path: Path, change
     assert str(info.value).startswith(f"{broken}: invalid published numbers: {expected}")
 
 
-def test_leaderboard_mistakes_give_one_line(tmp_path: Path, runs: dict[str, Path],
+def test_leaderboard_mistakes_give_one_line(tmp_path: Path, runs: dict[str, Path], board: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     not_a_board = tmp_path / "results.json"
     not_a_board.write_text('{"rows": {}}')
@@ -299,6 +299,7 @@ def test_leaderboard_mistakes_give_one_line(tmp_path: Path, runs: dict[str, Path
         (["build", str(tmp_path / "nowhere")], "no such result file or directory"),
         (["compare", "--leaderboard", str(tmp_path / "none.json"), "--against",
           str(tmp_path / "p.json")], "published numbers not found"),
+        (["plots", "--leaderboard", str(board), "--out", str(not_a_board)], "is a file"),
     ):
         assert main(["leaderboard", *argv]) == 2
         err = capsys.readouterr().err.strip()

@@ -64,6 +64,7 @@ def cmd_html(args: argparse.Namespace) -> int:
 
 
 def cmd_plots(args: argparse.Namespace) -> int:
+    from codebackdoor.errors import UserError
     from codebackdoor.io import atomic_write_text
     from codebackdoor.leaderboard.html import plots
     from codebackdoor.leaderboard.show import select
@@ -71,6 +72,8 @@ def cmd_plots(args: argparse.Namespace) -> int:
     rows = select(_rows(Path(args.leaderboard)), task=args.task, attack=args.attack,
                   defense=args.defense)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a directory for the SVG files")
     out.mkdir(parents=True, exist_ok=True)
     for plot in plots(rows):
         path = out / f"{args.prefix}{plot.name}.svg"
