@@ -36,12 +36,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 1 if report.skipped else 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    from codebackdoor.leaderboard.show import order, select, show
+def _selected_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The leaderboard's rows that pass the --task/--attack/--defense filters."""
+    from codebackdoor.leaderboard.show import select
 
-    rows = select(_rows(Path(args.leaderboard)), task=args.task, attack=args.attack,
+    return select(_rows(Path(args.leaderboard)), task=args.task, attack=args.attack,
                   defense=args.defense)
-    print(show(order(rows, args.sort), args.format))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from codebackdoor.leaderboard.show import order, show
+
+    print(show(order(_selected_rows(args), args.sort), args.format))
     return 0
 
 
@@ -67,10 +73,8 @@ def cmd_plots(args: argparse.Namespace) -> int:
     from codebackdoor.errors import UserError
     from codebackdoor.io import atomic_write_text
     from codebackdoor.leaderboard.html import plots
-    from codebackdoor.leaderboard.show import select
 
-    rows = select(_rows(Path(args.leaderboard)), task=args.task, attack=args.attack,
-                  defense=args.defense)
+    rows = _selected_rows(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a directory for the SVG files")
