@@ -1,13 +1,15 @@
-"""Filter defenses: BKI's batched victim calls against one example at a time, and spectral
+"""Filter defenses: BKI's batched victim calls against one sequence at a time, and spectral
 signatures and activation clustering on 50,000 representations.
 
     python benchmarks/perf/filter_defenses.py [--examples 40] [--units 32] [--rows 50000]
 
-(a) BKI: the same `BKI.deltas` code given all examples at once (one victim call per chunk of
-variants) and then called once per example, on an untrained tiny RoBERTa and the embedded
-Python corpus; target >= 10x. (b) spectral (k = 1 and 10) and AC (ICA and PCA) on random
-representations of width 128, one group; times are printed as ratios to a baseline measured
-in the same run (one float64 matrix product Xᵀ X), since the machines are shared and noisy.
+(a) BKI: the same `BKI.deltas` code three ways, on an untrained tiny RoBERTa and the embedded
+Python corpus: one sequence per forward pass (the baseline, as ONION's benchmark), one example's
+variants per call (OpenBackdoor's BKIDefender), and all examples at once (one victim call per
+chunk of variants); target >= 10x against the baseline.
+(b) spectral (k = 1 and 10) and AC (ICA and PCA) on random representations of width 128, one
+group; times are printed as ratios to a baseline measured in the same run (one float64 matrix
+product Xᵀ X), since the machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -53,44 +55,44 @@ def bki(args: argparse.Namespace) -> None:
     train = task.load().train[: args.examples]
     victim = load_victim("tiny-roberta", "label", train)
     defense = BKI(max_units=args.units, batch_size=args.batch_size)
+    per_sequence = BKI(max_units=args.units, batch_size=1)
     sources = [e.source for e in train]
     pieces = [units(e.source, e.lang)[: args.units] for e in train]
     inputs = sum(len(p) + 1 for p in pieces)
-
-    def run_batched() -> list[list[float]]:
-        return defense.deltas(victim, sources, pieces)
-
-    def run_looped() -> list[list[float]]:
-        return [defense.deltas(victim, [s], [p])[0] for s, p in zip(sources, pieces, strict=True)]
+    paths = {
+        "one sequence per call (baseline)": lambda: per_sequence.deltas(victim, sources, pieces),
+        "one example per call": lambda: [
+            defense.deltas(victim, [s], [p])[0] for s, p in zip(sources, pieces, strict=True)
+        ],
+        "batched": lambda: defense.deltas(victim, sources, pieces),
+    }
 
     # One untimed pass of each first: a GPU's first calls at new shapes set up kernels and
     # workspaces, which would otherwise be charged to whichever path runs first. Then rounds in
-    # alternating order; the fastest of each path counts.
-    batched, looped = run_batched(), run_looped()
-    times: dict[str, list[float]] = {"batched": [], "looped": []}
+    # rotating order; the fastest of each path counts.
+    results = {name: run() for name, run in paths.items()}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
     for round_ in range(args.rounds):
-        order = ("batched", "looped") if round_ % 2 == 0 else ("looped", "batched")
-        for name in order:
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
             start = time.perf_counter()
-            (run_batched if name == "batched" else run_looped)()
+            paths[name]()
             times[name].append(time.perf_counter() - start)
-    batched_s, looped_s = min(times["batched"]), min(times["looped"])
     worst = max(
-        abs(a - b) for x, y in zip(batched, looped, strict=True) for a, b in zip(x, y, strict=True)
+        abs(a - b)
+        for scored in results.values()
+        for x, y in zip(results["batched"], scored, strict=True)
+        for a, b in zip(x, y, strict=True)
     )
     print(
         f"\n(a) BKI on {len(train)} examples, {inputs} victim inputs "
         f"(max difference between the paths {worst:.1e}; fastest of {args.rounds} rounds)"
     )
-    rows = [
-        ["one example per call (baseline)", f"{looped_s:.2f}", f"{inputs / looped_s:.0f}", "1.00x"],
-        [
-            "batched",
-            f"{batched_s:.2f}",
-            f"{inputs / batched_s:.0f}",
-            f"{looped_s / batched_s:.1f}x",
-        ],
-    ]
+    base = min(times[names[0]])
+    rows = []
+    for name in names:
+        seconds = min(times[name])
+        rows.append([name, f"{seconds:.2f}", f"{inputs / seconds:.0f}", f"{base / seconds:.1f}x"])
     print(
         tabulate(rows, headers=["path", "time (s)", "inputs/s", "speed-up"], disable_numparse=True),
         flush=True,
