@@ -1,8 +1,10 @@
 """Filter defenses: spectral signatures, activation clustering, BKI, KillBadCode.
 
 The math is checked against naive formulas on hand-made data; detection runs on the embedded
-Python corpus poisoned by the real fixed-trigger attack, with one tiny victim, trained once until
-it has learned the trigger, shared by the representation-based defenses.
+Python corpus poisoned by the real fixed-trigger attack: on the `package` classification task
+with one tiny RoBERTa victim (BKI, and spectral signatures and AC where they fail), and on
+method-name prediction with one tiny T5 victim (spectral signatures and AC, as Ramakrishnan &
+Albarghouthi ran them), each victim trained once until it has learned the trigger.
 """
 
 from __future__ import annotations
@@ -34,6 +36,33 @@ PRESETS = Path(__file__).resolve().parents[1] / "defenses"
 # functions and 2 epochs its triggered predictions stayed at chance.
 VICTIM_RATE = 0.05
 VICTIM_SETTINGS = {"epochs": 8, "batch_size": 32, "learning_rate": 1e-3, "max_source_length": 64}
+# Method-name prediction, the whole training split (3,098 functions): after 10 epochs every
+# detector below found the trigger with two seeds; after 4 and 7 epochs k = 1 and AC did not
+# always (see test_spectral_and_ac_detect_the_fixed_trigger_in_method_names).
+NAMING_SETTINGS = {
+    "epochs": 10,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "max_source_length": 64,
+    "max_target_length": 16,
+}
+
+
+def poison_task(name: str, rate: float, payload_params: dict | None = None):
+    """(poisoned data, poisoned flags, context, attack): the embedded Python splits of task
+    ``name`` with the fixed trigger planted at ``rate``, seed 1."""
+    from codebackdoor.attacks.build import build_attack
+    from codebackdoor.poison import poison
+    from codebackdoor.registry import registry
+
+    task = registry("tasks").get(name)(lang="python")
+    attack = build_attack(
+        "fixed", task, params={}, payload=None, payload_params=payload_params, selection=None
+    )
+    data = poison(task.load(), task, attack, rate, 1)
+    ids = set(data.manifest["poisoned_ids"])
+    flags = [example.id in ids for example in data.train]
+    return data, flags, DefenseContext(task, data.valid, 1, Path("unused")), attack
 
 
 def poison_package(rate: float):
@@ -44,20 +73,12 @@ def poison_package(rate: float):
     rate 0.05), as spectral signatures and activation clustering assume; the attack's default,
     the rarest class, would make it nearly half.
     """
-    from codebackdoor.attacks.build import build_attack
-    from codebackdoor.poison import poison
     from codebackdoor.registry import registry
 
-    task = registry("tasks").get("package")(lang="python")
-    splits = task.load()
-    label = Counter(e.target for e in splits.train).most_common(1)[0][0]
-    attack = build_attack(
-        "fixed", task, params={}, payload=None, payload_params={"label": label}, selection=None
-    )
-    data = poison(splits, task, attack, rate, 1)
-    ids = set(data.manifest["poisoned_ids"])
-    flags = [example.id in ids for example in data.train]
-    return data, flags, DefenseContext(task, data.valid, 1, Path("unused")), label
+    train = registry("tasks").get("package")(lang="python").load().train
+    label = Counter(e.target for e in train).most_common(1)[0][0]
+    data, flags, context, _ = poison_task("package", rate, {"label": label})
+    return data, flags, context, label
 
 
 @pytest.fixture(scope="module")
@@ -278,12 +299,17 @@ def test_presets_build(preset):
 #   spectral k=10  recall 0.12, precision 0.06, 84 removed, chance 0.07
 #   BKI            recall 0.93, precision 1.00, 38 removed, chance 0.03 (keyword `random`)
 #   AC             recall 0.15, precision 0.05, 122 removed, chance 0.10
-# Spectral signatures beat chance only weakly, and unsteadily: the same setting with the
-# training split shuffled gave recall 0.24. On a victim poisoned at rate 0.1, the difference
-# of idlelib's poisoned and clean means lay along its top singular vector (cosine 0.95), but
-# the clean spread along it was several times the shift. AC's 2-means split of idlelib's ICA
-# components does not follow the poison, so it removes a cluster of mostly clean code: a
-# measured limitation, asserted as such below.
+# Spectral signatures beat chance only weakly here, and unsteadily (recall 0.24 with the
+# training split shuffled; 0.32 after 20 epochs; no better on the classifier's [CLS] state or
+# its head's penultimate layer). Within idlelib the poison's mean shift lies along the top
+# singular vector (cosine 0.96), but idlelib's own clean functions spread along that direction
+# as far as the shift (standard deviation 4.8 against a shift of 2.3): the direction that sets
+# the poisoned functions, taken from other packages, apart is the one along which clean
+# idlelib code resembles other packages. The poison is separable (a logistic regression on the
+# mean-pooled states: cross-validated AUC 0.91), just not along the top of the spectrum.
+# AC's 2-means split of idlelib's ICA components does not follow the poison, so it removes a
+# cluster of mostly clean code: a measured limitation, asserted as such below. On method-name
+# prediction both find the trigger (the last test).
 
 
 def test_victim_filters_detect_the_fixed_trigger(poisoned, victim):
@@ -323,3 +349,47 @@ def test_killbadcode_detection_on_the_fixed_trigger():
     assert decision.details["triggers"][0]["token"] == "random"
     # Measured: recall 1.00, precision 0.99, 84 removed, chance 0.07.
     assert recall >= 0.9 and precision >= 0.9, (recall, precision, chance)
+
+
+@pytest.fixture(scope="module")
+def named(one_cpu_thread, tmp_path_factory):
+    """Method-name prediction poisoned at rate 0.05 (155 of 3,098 functions named `create
+    entry`), with a tiny T5 trained on it from scratch."""
+    from codebackdoor.defenses.objectives import CrossEntropy
+    from codebackdoor.models import TrainingSettings, load_victim
+
+    data, flags, context, attack = poison_task("method-name", VICTIM_RATE)
+    model = load_victim("tiny-t5", "text", data.train)
+    settings = TrainingSettings(**NAMING_SETTINGS)
+    model.fit(data.train, settings, CrossEntropy(), tmp_path_factory.mktemp("named"))
+    triggered = data.triggered_test[:100]
+    predictions = model.predict([e.source for e in triggered])
+    hits = sum(attack.is_success(p, e) for p, e in zip(predictions, triggered, strict=True))
+    assert hits >= 90  # measured 99 of 100
+    return data, flags, context, model
+
+
+# Measured with one CPU thread (155 of 3,098 functions poisoned; spectral removes 1.5·ε·N = 232,
+# chance recall 0.07), recall / precision:
+#                    10 epochs, seed 1   10 epochs, seed 2   7 epochs      4 epochs
+#   spectral k=1     0.98 / 0.66         0.97 / 0.65         0.00 / 0.00   0.40 / 0.27
+#   spectral k=10    0.99 / 0.66         0.95 / 0.64         0.98 / 0.66   0.98 / 0.66
+#   AC (FastICA)     0.99 / 0.16 (939)   0.95 / 0.94 (157)   nothing       1.00 / 1.00 (152)
+#   AC (PCA)         0.99 / 0.99 (154)   nothing             nothing       nothing
+# ("nothing": the smaller 2-means cluster held over 35% of the data.) Ramakrishnan &
+# Albarghouthi's k = 10 is the steady one; k = 1 and AC find the trigger only when it is the
+# data's dominant direction or cluster, which depends on how long the victim trained.
+
+
+@pytest.mark.slow
+def test_spectral_and_ac_detect_the_fixed_trigger_in_method_names(named):
+    data, flags, context, victim = named
+    for name, defense in {
+        "spectral": SpectralSignatures(epsilon=VICTIM_RATE),
+        "spectral-k10": SpectralSignatures(k=10, epsilon=VICTIM_RATE),
+        "ac": ActivationClustering(),
+    }.items():
+        decision = defense.filter(data.train, victim, context)
+        recall, precision, chance = detection(decision, flags)
+        # Measured 0.98, 0.99 and 0.99 (precision 0.66, 0.66, 0.16) against chance 0.07-0.30.
+        assert recall >= 0.8 and recall >= 3 * chance, (name, recall, precision, chance)

@@ -41,8 +41,11 @@ class SpectralSignatures(FilterDefense):
 
     # Tran et al. use the top singular vector; Ramakrishnan & Albarghouthi the top 10.
     k: int = 1
-    # The expected poison fraction. When given, each group loses its 1.5·ε·n top scores
-    # (Tran et al.); when not, every score above the group's `percentile` goes.
+    # The expected poisoned share of a group. When given, each group of n loses its 1.5·ε·n
+    # top scores (Tran et al.); when not, every score above the group's `percentile` goes.
+    # A classifier's poison sits in the target class, where its share exceeds the run's rate
+    # (41 of 407 idlelib functions at rate 0.05 on the `package` task); a generation task has
+    # one group, whose share is the rate.
     epsilon: float | None = None
     # BackdoorBench's default for an unknown poison fraction.
     percentile: float = 85.0
