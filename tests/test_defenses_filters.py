@@ -36,9 +36,9 @@ PRESETS = Path(__file__).resolve().parents[1] / "defenses"
 # functions and 2 epochs its triggered predictions stayed at chance.
 VICTIM_RATE = 0.05
 VICTIM_SETTINGS = {"epochs": 8, "batch_size": 32, "learning_rate": 1e-3, "max_source_length": 64}
-# Method-name prediction, the whole training split (3,098 functions): after 10 epochs every
-# detector below found the trigger with two seeds; after 4 and 7 epochs k = 1 and AC did not
-# always (see test_spectral_and_ac_detect_the_fixed_trigger_in_method_names).
+# Method-name prediction, the whole training split (3,098 functions), 10 epochs: the victim
+# learns the trigger (ASR 99%) with every seed; whether the detectors find it depends on the
+# seed and the epochs (the table above test_spectral_and_ac_detect_the_fixed_trigger_in_...).
 NAMING_SETTINGS = {
     "epochs": 10,
     "batch_size": 32,
@@ -370,15 +370,16 @@ def named(one_cpu_thread, tmp_path_factory):
 
 
 # Measured with one CPU thread (155 of 3,098 functions poisoned; spectral removes 1.5·ε·N = 232,
-# chance recall 0.07), recall / precision:
-#                    10 epochs, seed 1   10 epochs, seed 2   7 epochs      4 epochs
-#   spectral k=1     0.98 / 0.66         0.97 / 0.65         0.00 / 0.00   0.40 / 0.27
-#   spectral k=10    0.99 / 0.66         0.95 / 0.64         0.98 / 0.66   0.98 / 0.66
-#   AC (FastICA)     0.99 / 0.16 (939)   0.95 / 0.94 (157)   nothing       1.00 / 1.00 (152)
-#   AC (PCA)         0.99 / 0.99 (154)   nothing             nothing       nothing
-# ("nothing": the smaller 2-means cluster held over 35% of the data.) Ramakrishnan &
-# Albarghouthi's k = 10 is the steady one; k = 1 and AC find the trigger only when it is the
-# data's dominant direction or cluster, which depends on how long the victim trained.
+# chance recall 0.07), recall / precision; seed 3 from `benchmarks/method-name.toml`:
+#                  10 epochs: seed 1   seed 2        seed 3          7 epochs      4 epochs
+#   spectral k=1   0.98 / 0.66         0.97 / 0.65   –               0.00 / 0.00   0.40 / 0.27
+#   spectral k=10  0.99 / 0.66         0.95 / 0.64   0.19 / 0.13     0.98 / 0.66   0.98 / 0.66
+#   AC (FastICA)   0.99 / 0.16 (939)   0.95 / 0.94   0.99 / 0.61     nothing       1.00 / 1.00
+#   AC (PCA)       0.99 / 0.99 (154)   nothing       –               nothing       nothing
+# ("nothing": the smaller 2-means cluster held over 35% of the data.) None of them is steady:
+# each finds the trigger only when it is the data's dominant direction or cluster, which
+# depends on the seed and on how long the victim trained. Seed 1 at 10 epochs is a setting
+# where all three do; the test checks that the implementations find it there.
 
 
 @pytest.mark.slow
