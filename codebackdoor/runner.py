@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,7 +21,7 @@ from codebackdoor.examples import Example
 from codebackdoor.io import atomic_write_json, atomic_write_text
 from codebackdoor.poison import write_poisoned
 from codebackdoor.results import SCHEMA_VERSION, file_sha256, read_result, write_result
-from codebackdoor.versions import versions
+from codebackdoor.versions import hardware, versions
 
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -81,22 +79,6 @@ def build_defenses(config: RunConfig, task: Any) -> DefensePlan:
     first = {stage: taking[0] if taking else None for stage, taking in by_stage.items()}
     return DefensePlan(first["objective"] or CrossEntropy(), first["filter"], first["purify"],
                        defenses)
-
-
-def hardware() -> dict[str, Any]:
-    import torch
-
-    info: dict[str, Any] = {
-        "device": "cpu",
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-    }
-    if torch.cuda.is_available():
-        info["device"] = "cuda"
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
 
 
 class _Timer:

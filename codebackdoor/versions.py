@@ -1,9 +1,12 @@
-"""Versions of everything a result depends on, read from package metadata (nothing is imported)."""
+"""What a result depends on besides its config: the versions of the packages (read from their
+metadata, nothing imported) and the hardware it ran on."""
 
 from __future__ import annotations
 
+import os
 import platform
 from importlib import metadata
+from typing import Any
 
 from codebackdoor import __version__
 
@@ -49,3 +52,21 @@ def versions() -> dict[str, object]:
         "packages": packages,
         "plugins": plugin_versions(),
     }
+
+
+def hardware() -> dict[str, Any]:
+    """The device, cores and torch threads: on CPU, results repeat on one machine type and
+    thread count, so both are recorded."""
+    import torch
+
+    info: dict[str, Any] = {
+        "device": "cpu",
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+    if torch.cuda.is_available():
+        info["device"] = "cuda"
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info

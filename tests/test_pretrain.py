@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from codebackdoor.defenses.base import IGNORE_INDEX
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
+from codebackdoor.models.objective import IGNORE_INDEX
+from codebackdoor.models.pretrained import CARD_FIELDS, CARD_FILE, pretrained_directory
 from codebackdoor.pretrain import pretraining as pretrain_module
-from codebackdoor.pretrain.card import CARD_FIELDS, CARD_FILE
 from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus
 from codebackdoor.pretrain.objectives import (
     MaskedLanguageModeling,
     SpanCorruption,
     item_generator,
 )
-from codebackdoor.pretrain.pretraining import pretrain, pretrained_directory
+from codebackdoor.pretrain.pretraining import pretrain
 from codebackdoor.pretrain.sizes import pretrain_size
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")

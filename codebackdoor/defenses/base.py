@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 STAGES = ("filter", "objective", "purify")
 
-# Label value of positions that carry no loss (padding, prompt tokens), as in Hugging Face.
-IGNORE_INDEX = -100
-
 # Keys of a preset file that describe the preset rather than parameterise the defense.
 PRESET_KEYS = ("method", "citation", "source", "description")
 

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from codebackdoor.defenses.base import IGNORE_INDEX, ObjectiveDefense
+from codebackdoor.defenses.base import ObjectiveDefense
 from codebackdoor.defenses.objectives import mean_cross_entropy
 from codebackdoor.errors import UserError
+from codebackdoor.models.objective import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from codebackdoor.defenses.base import IGNORE_INDEX, ObjectiveDefense
+from codebackdoor.defenses.base import ObjectiveDefense
 from codebackdoor.errors import UserError
+from codebackdoor.models.objective import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codebackdoor.defenses.base import IGNORE_INDEX, DefenseContext, PurifyDefense
+from codebackdoor.defenses.base import DefenseContext, PurifyDefense
 from codebackdoor.defenses.units import GRANULARITIES, Unit, units, without
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
+from codebackdoor.models.objective import IGNORE_INDEX
 
 # Texts scored per group of inputs: bounds the variant strings and token ids held at once.
 GROUP_TEXTS = 4096

@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from codebackdoor.defenses.base import IGNORE_INDEX
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.io import atomic_write_json
+from codebackdoor.models.objective import IGNORE_INDEX, Objective
 from codebackdoor.models.tokenizer import input_ids, pad, target_ids
 
 if TYPE_CHECKING:
@@ -85,12 +85,6 @@ class TrainingSettings:
             return min(self.max_source_length, model_max_length)
         room = model_max_length - max(self.max_target_length, self.generation_max_length)
         return max(1, min(self.max_source_length, room))
-
-
-class Objective(Protocol):
-    """The training loss: mean over positions whose label is not IGNORE_INDEX; epoch 1-based."""
-
-    def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor: ...
 
 
 def training_features(

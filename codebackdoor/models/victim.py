@@ -20,6 +20,7 @@ from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.models import training
 from codebackdoor.models.presets import PRESETS, PresetSpec
+from codebackdoor.models.pretrained import PRETRAINED_PREFIX, pretrained_directory, read_card
 from codebackdoor.models.tokenizer import input_ids, pad, preset_tokenizer, tokenizer_key
 from codebackdoor.models.training import (
     Objective,
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 OUTPUT_KINDS = ("text", "code", "label")
 # ``pretrained:<size>-<arch>`` names a model that ``codebackdoor pretrain`` built in the cache.
-PRETRAINED_PREFIX = "pretrained:"
 
 
 @dataclass(frozen=True)
@@ -285,9 +285,6 @@ def _pretrained_path(spec: str) -> Path | None:
     """The cache directory of ``pretrained:<size>-<arch>``; None for other specs."""
     if not spec.startswith(PRETRAINED_PREFIX):
         return None
-    from codebackdoor.pretrain.card import read_card
-    from codebackdoor.pretrain.pretraining import pretrained_directory
-
     name = spec[len(PRETRAINED_PREFIX) :]
     path = pretrained_directory(name)
     if read_card(path) is None:
@@ -304,8 +301,6 @@ def _directory_spec(spec: str, path: Path) -> dict[str, Any]:
     its name and corpus fingerprint."""
     recorded: dict[str, Any] = {"source": "path", "path": str(path.resolve())}
     if spec.startswith(PRETRAINED_PREFIX):
-        from codebackdoor.pretrain.card import read_card
-
         card = read_card(path) or {}
         recorded.update(
             source="pretrained",

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from codebackdoor.defenses.base import IGNORE_INDEX
 from codebackdoor.errors import UserError
+from codebackdoor.models.objective import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -21,19 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codebackdoor.data.cache import cache_root
+from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
-from codebackdoor.models.training import checkpoints
-from codebackdoor.pretrain.card import read_card, write_card
+from codebackdoor.models.pretrained import pretrained_directory, read_card, write_card
+from codebackdoor.models.training import checkpoints, progress_bars_on_terminal_only, train_steps
 from codebackdoor.pretrain.corpus import BuiltCorpus, CorpusOptions, build_corpus
 from codebackdoor.pretrain.sizes import KINDS, OBJECTIVES, SENTINELS, PretrainSize, pretrain_size
+from codebackdoor.versions import hardware, versions
 
 CHECKPOINTS = "checkpoints"
-
-
-def pretrained_directory(name: str) -> Path:
-    """Where ``pretrained:<name>`` lives: ``<cache>/pretrained/<name>``."""
-    return cache_root() / "pretrained" / name
 
 
 def pretrain(
@@ -71,12 +67,6 @@ def pretrain(
     max_steps = math.ceil((max_tokens or spec.max_tokens) / spec.tokens_per_step)
     dataset = token_blocks(spec, built, tokenizer, blocks_needed=max_steps * spec.batch_size)
     model = new_model(spec, tokenizer, seed)
-    from codebackdoor.defenses.objectives import CrossEntropy
-    from codebackdoor.models.training import (
-        progress_bars_on_terminal_only,
-        train_steps,
-    )
-
     settings = spec.step_settings(max_steps, max_seconds=max_time, seed=seed)
     state = train_steps(
         model,
@@ -94,9 +84,6 @@ def pretrain(
     with progress_bars_on_terminal_only():
         model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
-    from codebackdoor.runner import hardware
-    from codebackdoor.versions import versions
-
     write_card(
         out,
         {

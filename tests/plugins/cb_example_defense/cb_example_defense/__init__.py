@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from codebackdoor.defenses.base import IGNORE_INDEX, ObjectiveDefense
+from codebackdoor.defenses import IGNORE_INDEX, ObjectiveDefense
 from codebackdoor.defenses.objectives import mean_cross_entropy
 
 if TYPE_CHECKING:

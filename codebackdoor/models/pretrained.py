@@ -1,4 +1,8 @@
-"""The model card written beside a pretrained checkpoint: what it was trained on, how, how long.
+"""Pretrained checkpoints built offline: where ``pretrained:<name>`` lives, and the model card
+written beside each one (what it was trained on, how, how long).
+
+Pretraining writes both; the victim reads them. They live here, below both, so that neither
+imports the other.
 
 The card is JSON so that results and the README can quote it: the corpus fingerprint and its
 file and token counts, the recipe, steps and tokens seen, the loss curve, the hardware, the
@@ -13,7 +17,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from codebackdoor.data.cache import cache_root
 from codebackdoor.io import atomic_write_json
+
+# The model spec that names a checkpoint built by `codebackdoor pretrain`.
+PRETRAINED_PREFIX = "pretrained:"
 
 CARD_FILE = "pretrain_card.json"
 CARD_VERSION = 1
@@ -56,3 +64,8 @@ def read_card(directory: Path) -> dict[str, Any] | None:
         return json.loads((Path(directory) / CARD_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def pretrained_directory(name: str) -> Path:
+    """Where ``pretrained:<name>`` lives: ``<cache>/pretrained/<name>``."""
+    return cache_root() / "pretrained" / name
