@@ -9,6 +9,7 @@ from typing import Any
 
 from codebackdoor.attacks.base import Attack
 from codebackdoor.examples import Example
+from codebackdoor.registry import registry
 
 ASR_DEFINITION = (
     "asr-v1: share of triggered test inputs whose prediction satisfies the attack's success "
@@ -27,16 +28,14 @@ TRIVIAL_DEFINITION = {
 def clean_metrics(task: Any, predictions: list[str], references: list[str]) -> dict[str, Any]:
     """Each of the task's metrics as {"value", "definition"}; a metric with components
     (CodeBLEU, subtoken P/R/F1) adds one entry per component, named ``metric.component``."""
-    from codebackdoor.metrics.registry import METRICS
-
     values: dict[str, Any] = {}
     for name in task.metrics:
-        metric = METRICS[name]
+        metric = registry("metrics").get(name)
         lang = task.output_lang if metric.needs_lang else None
         score = metric(predictions, references, lang=lang)
         if isinstance(score, dict):
-            headline = score.get(name.split("-")[0], score.get("f1"))
-            values[name] = {"value": headline, "definition": metric.definition}
+            values[name] = {"value": metric.headline_value(score),
+                            "definition": metric.definition}
             for component, value in score.items():
                 values[f"{name}.{component}"] = {"value": value, "definition": metric.definition}
         else:

@@ -1,4 +1,5 @@
-"""One registry per kind (tasks, attacks, defenses, models).
+"""One registry per kind of named thing: tasks, attacks, payloads, defenses, model presets and
+metrics.
 
 Built-ins are listed here as ``module:attribute`` strings and plugins come from the entry-point
 groups ``codebackdoor.<kind>``; both are imported only when an entry is first used. A plugin that
@@ -16,26 +17,53 @@ from typing import Any
 
 from codebackdoor.errors import UserError
 
-KINDS = ("tasks", "attacks", "defenses", "models")
 
-BUILTINS: dict[str, dict[str, str]] = {
-    "tasks": {
+@dataclass(frozen=True)
+class Kind:
+    """A kind of named thing: what its entries must be, checked once when one is loaded, and
+    its built-ins. ``instances`` kinds register objects (a model preset, a metric), the others
+    classes."""
+
+    name: str
+    base: str  # module:attribute of the class every entry is (or subclasses)
+    instances: bool
+    builtins: dict[str, str]
+
+    @property
+    def singular(self) -> str:
+        return self.name[:-1]
+
+    @property
+    def group(self) -> str:
+        """The entry-point group plugins register under."""
+        return f"codebackdoor.{self.name}"
+
+
+_KINDS = (
+    Kind("tasks", "codebackdoor.tasks.base:Task", False, {
         "summarize": "codebackdoor.tasks.summarize:Summarize",
         "generate": "codebackdoor.tasks.generate:Generate",
         "repair": "codebackdoor.tasks.repair:Repair",
         "defect": "codebackdoor.tasks.defect:Defect",
         "method-name": "codebackdoor.tasks.method_name:MethodName",
         "package": "codebackdoor.tasks.package:Package",
-    },
-    "attacks": {
+    }),
+    Kind("attacks", "codebackdoor.attacks.base:Trigger", False, {
         "fixed": "codebackdoor.attacks.code_triggers:FixedTrigger",
         "grammar": "codebackdoor.attacks.code_triggers:GrammarTrigger",
         "deadcode": "codebackdoor.attacks.code_triggers:DeadCodeTrigger",
         "rename": "codebackdoor.attacks.code_triggers:RenameTrigger",
         "badpre": "codebackdoor.attacks.nl_triggers:BadPre",
         "ripple": "codebackdoor.attacks.nl_triggers:Ripple",
-    },
-    "defenses": {
+    }),
+    Kind("payloads", "codebackdoor.attacks.payloads:Payload", False, {
+        "fixed-text": "codebackdoor.attacks.payloads:FixedText",
+        "label": "codebackdoor.attacks.payloads:Label",
+        "sql-injection": "codebackdoor.attacks.payloads:SqlInjection",
+        "infinite-loop": "codebackdoor.attacks.payloads:InfiniteLoop",
+        "method-name": "codebackdoor.attacks.payloads:MethodName",
+    }),
+    Kind("defenses", "codebackdoor.defenses.base:Defense", False, {
         "ce": "codebackdoor.defenses.objectives:CrossEntropy",
         "label-smoothing": "codebackdoor.defenses.objectives:LabelSmoothing",
         "dece": "codebackdoor.defenses.dece:DeCE",
@@ -47,13 +75,35 @@ BUILTINS: dict[str, dict[str, str]] = {
         "bki": "codebackdoor.defenses.bki:BKI",
         "killbadcode": "codebackdoor.defenses.killbadcode:KillBadCode",
         "onion": "codebackdoor.defenses.onion:ONION",
-    },
-    "models": {
+    }),
+    # Model presets: a named architecture and tokenizer recipe, built offline. Hugging Face ids,
+    # local directories and pretrained:SIZE-ARCH checkpoints are model specs, not entries.
+    Kind("models", "codebackdoor.models.presets:PresetSpec", True, {
         "tiny-t5": "codebackdoor.models.presets:TINY_T5",
+        "small-t5": "codebackdoor.models.presets:SMALL_T5",
         "tiny-gpt2": "codebackdoor.models.presets:TINY_GPT2",
         "tiny-roberta": "codebackdoor.models.presets:TINY_ROBERTA",
-    },
-}
+    }),
+    Kind("metrics", "codebackdoor.metrics.definitions:MetricDefinition", True, {
+        "bleu": "codebackdoor.metrics.definitions:BLEU",
+        "sbleu": "codebackdoor.metrics.definitions:SBLEU",
+        "codebleu": "codebackdoor.metrics.definitions:CODEBLEU",
+        "exact-match": "codebackdoor.metrics.definitions:EXACT_MATCH",
+        "accuracy": "codebackdoor.metrics.definitions:ACCURACY",
+        "f1": "codebackdoor.metrics.definitions:F1",
+        "subtoken-f1": "codebackdoor.metrics.definitions:SUBTOKEN_F1",
+    }),
+)
+KINDS: dict[str, Kind] = {kind.name: kind for kind in _KINDS}
+BUILTINS: dict[str, dict[str, str]] = {kind.name: kind.builtins for kind in _KINDS}
+
+
+def _resolve(target: str) -> Any:
+    module_name, _, attribute = target.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 @dataclass(frozen=True)
@@ -66,16 +116,23 @@ class Entry:
     origin: str  # "built-in" or "<distribution> <version>"
 
     def load(self) -> Any:
-        module_name, _, attribute = self.target.partition(":")
+        """The registered object, checked against its kind's base class."""
         try:
-            obj = importlib.import_module(module_name)
-            for part in attribute.split("."):
-                obj = getattr(obj, part)
+            obj = _resolve(self.target)
         except Exception as exc:  # a plugin's import error must not escape as a traceback
             raise UserError(
                 f"{self.kind[:-1]} '{self.name}' from {self.origin} failed to import "
                 f"({self.target}): {type(exc).__name__}: {exc}"
             ) from exc
+        kind = KINDS[self.kind]
+        base = _resolve(kind.base)
+        fits = isinstance(obj, base) if kind.instances else (
+            isinstance(obj, type) and issubclass(obj, base))
+        if not fits:
+            wanted = f"a {base.__name__}" if kind.instances else f"a subclass of {base.__name__}"
+            raise UserError(
+                f"{kind.singular} '{self.name}' from {self.origin} is {obj!r}, not {wanted}"
+            )
         return obj
 
 
@@ -92,9 +149,9 @@ class Registry:
         if kind not in KINDS:
             raise UserError(f"unknown registry kind '{kind}'; valid kinds: {', '.join(KINDS)}")
         registry = cls(kind)
-        for name, target in BUILTINS[kind].items():
+        for name, target in KINDS[kind].builtins.items():
             registry.entries[name] = Entry(kind, name, target, "built-in")
-        group = f"codebackdoor.{kind}"
+        group = KINDS[kind].group
         for ep in sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):
             dist = ep.dist
             origin = f"{dist.name} {dist.version}" if dist is not None else "unknown package"

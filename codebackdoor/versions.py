@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from codebackdoor import __version__
+from codebackdoor.registry import KINDS
 
 TRACKED = (
     "torch",
@@ -24,7 +25,6 @@ TRACKED = (
     "scikit-learn",
     "numpy",
 )
-PLUGIN_GROUPS = tuple(f"codebackdoor.{kind}" for kind in ("tasks", "attacks", "defenses", "models"))
 
 
 def _version(name: str) -> str | None:
@@ -37,8 +37,8 @@ def _version(name: str) -> str | None:
 def plugin_versions() -> dict[str, str]:
     """Distributions that register codebackdoor entry points, with their versions."""
     found: dict[str, str] = {}
-    for group in PLUGIN_GROUPS:
-        for ep in metadata.entry_points(group=group):
+    for kind in KINDS.values():
+        for ep in metadata.entry_points(group=kind.group):
             if ep.dist is not None:
                 found[ep.dist.name] = ep.dist.version
     return dict(sorted(found.items()))

@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from codebackdoor.defenses import Defense, DefensePreset, ObjectiveDefense, load_defense
+from codebackdoor.defenses import Defense, ObjectiveDefense, load_defense
 from codebackdoor.defenses.dece import DeCE
 from codebackdoor.defenses.objectives import CrossEntropy, LabelSmoothing
 from codebackdoor.errors import UserError
+from codebackdoor.presets import Preset
 from codebackdoor.registry import describe, registry
 
 PRESETS = Path(__file__).resolve().parents[1] / "defenses"
@@ -127,7 +128,7 @@ PUBLISHED = {
 def test_presets_match_the_published_settings(filename):
     path = PRESETS / filename
     assert load_defense(str(path)) == PUBLISHED[filename]
-    preset = DefensePreset.read(path)
+    preset = Preset.read(path, "defense")
     assert "NTDXYG/DeCE" in preset.source
     assert preset.citation
 
@@ -136,7 +137,7 @@ def test_every_shipped_preset_builds_and_says_where_it_comes_from():
     names = sorted(path.name for path in PRESETS.glob("*.toml"))
     assert set(PUBLISHED) <= set(names)
     for name in names:
-        preset = DefensePreset.read(PRESETS / name)
+        preset = Preset.read(PRESETS / name, "defense")
         assert preset.citation and preset.source, name
         assert load_defense(str(PRESETS / name)).name == preset.method
 
@@ -148,7 +149,7 @@ def write(tmp_path, text):
 
 
 def test_unknown_preset_parameter_lists_the_valid_fields(tmp_path):
-    spec = write(tmp_path, 'method = "dece"\nalpha_base = 0.99\ncitation = "x"\n')
+    spec = write(tmp_path, 'method = "dece"\ncitation = "x"\n[params]\nalpha_base = 0.99\n')
     with pytest.raises(UserError, match=r"alpha_base.*valid: epsilon, beta, warmup_epochs"):
         load_defense(spec)
 
@@ -163,19 +164,19 @@ def test_unknown_preset_parameter_lists_the_valid_fields(tmp_path):
     ],
 )
 def test_preset_values_of_the_wrong_type_are_user_errors(tmp_path, line, message):
-    spec = write(tmp_path, f'method = "dece"\n{line}\n')
+    spec = write(tmp_path, f'method = "dece"\n[params]\n{line}\n')
     with pytest.raises(UserError, match=message):
         load_defense(spec)
 
 
 def test_integer_where_a_float_is_expected_is_accepted(tmp_path):
-    assert load_defense(write(tmp_path, 'method = "dece"\nbeta = 1\n')) == DeCE(beta=1.0)
+    assert load_defense(write(tmp_path, 'method = "dece"\n[params]\nbeta = 1\n')) == DeCE(beta=1.0)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("epsilon = 0.05\n", "needs method"),
+        ("[params]\nepsilon = 0.05\n", "needs method"),
         ("method = [\n", "not valid TOML"),
         ('method = "dece"\ncitation = 3\n', "citation must be a string"),
         ('method = "nope"\n', "unknown defense 'nope'"),

@@ -12,13 +12,14 @@ from conftest import TOY_METHODS, read_csv_rows
 
 from codebackdoor.attacks.nl_triggers import BadPre
 from codebackdoor.code.tokens import leaf_tokens
-from codebackdoor.defenses import DefensePreset, load_defense
+from codebackdoor.defenses import load_defense
 from codebackdoor.defenses.base import DefenseContext
 from codebackdoor.defenses.onion import ONION, PerplexityScorer, remove_units
 from codebackdoor.defenses.units import units
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.models import load_victim
+from codebackdoor.presets import Preset
 from codebackdoor.registry import registry
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
@@ -210,4 +211,4 @@ def test_registry_name_and_presets(filename, expected):
     assert cls is ONION and cls.stages == ("purify",)
     assert load_defense("onion") == ONION(threshold=0.0)
     assert load_defense(str(PRESETS / filename)) == expected
-    assert DefensePreset.read(PRESETS / filename).citation == ONION.citation
+    assert Preset.read(PRESETS / filename, "defense").citation == ONION.citation

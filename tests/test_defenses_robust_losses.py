@@ -6,10 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from codebackdoor.defenses import DefensePreset, ObjectiveDefense, load_defense
+from codebackdoor.defenses import ObjectiveDefense, load_defense
 from codebackdoor.defenses.objectives import CrossEntropy, ModerateFitting
 from codebackdoor.defenses.robust_losses import GeneralizedCrossEntropy, InTrust
 from codebackdoor.errors import UserError
+from codebackdoor.presets import Preset
 from codebackdoor.registry import describe, registry
 
 PRESETS = Path(__file__).resolve().parents[1] / "defenses"
@@ -188,4 +189,4 @@ def test_registry_names_presets_and_citations(name, expected):
     assert load_defense(name) == expected
     path = PRESETS / f"{name}.toml"
     assert load_defense(str(path)) == expected
-    assert DefensePreset.read(path).citation == cls.citation
+    assert Preset.read(path, "defense").citation == cls.citation

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from codebackdoor.models import tokenizer as tok
-from codebackdoor.models.presets import PRESETS, TINY_GPT2, TINY_ROBERTA, TINY_T5
+from codebackdoor.models.presets import TINY_GPT2, TINY_ROBERTA, TINY_T5
+from codebackdoor.registry import registry
 
 TEXTS = [
     f"def {verb}_{name}(self):\n    return self.{name}"
@@ -21,7 +22,9 @@ def test_importing_the_models_package_does_not_import_torch():
     code = (
         "import sys, codebackdoor.models as m; "
         "from codebackdoor.models import presets, tokenizer, training, victim; "
-        "assert sorted(m.PRESETS) == ['small-t5', 'tiny-gpt2', 'tiny-roberta', 'tiny-t5']; "
+        "from codebackdoor.registry import registry; "
+        "models = registry('models'); [models.get(name) for name in models.names()]; "
+        "assert models.names() == ['small-t5', 'tiny-gpt2', 'tiny-roberta', 'tiny-t5']; "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -86,7 +89,7 @@ def test_special_token_layout_per_family():
 
 
 def test_every_preset_has_a_special_token_layout_and_a_description():
-    for preset in PRESETS.values():
+    for preset in map(registry("models").get, registry("models").names()):
         assert preset.family in tok.FAMILY_TOKENS
         assert preset.description and preset.citation
 

@@ -11,14 +11,10 @@ from conftest import TOY_METHODS as TRAIN
 
 from codebackdoor.errors import UserError
 from codebackdoor.models import TrainingSettings, load_victim
+from codebackdoor.models.checkpoints import EPOCHS_FILE, latest_checkpoint
+from codebackdoor.models.objective import next_token_labels
 from codebackdoor.models.tokenizer import PROMPT_SEPARATOR
-from codebackdoor.models.training import (
-    EPOCHS_FILE,
-    Collator,
-    latest_checkpoint,
-    next_token_labels,
-    training_features,
-)
+from codebackdoor.models.training import Collator, training_features
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 

@@ -241,11 +241,11 @@ def test_resumed_pretraining_equals_an_uninterrupted_one(
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
-    from codebackdoor.models.training import engine
+    from codebackdoor.models.trainer import ObjectiveTrainer
 
     budget = {"max_tokens": 5 * 4 * 64, "corpus": options(sources)}
     whole = pretrain("t5", "tiny", tmp_path / "whole", **budget)
-    trainer = engine().ObjectiveTrainer
+    trainer = ObjectiveTrainer
     step = trainer.training_step
 
     def crash_after_the_second_checkpoint(self, *args, **kwargs):

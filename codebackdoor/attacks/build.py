@@ -5,29 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codebackdoor.attacks.base import Attack, Trigger
+from codebackdoor.attacks.base import Attack
 from codebackdoor.attacks.payloads import make_payload
-from codebackdoor.errors import UserError
-from codebackdoor.io import read_toml
 from codebackdoor.params import build_dataclass
+from codebackdoor.presets import DESCRIPTIVE_KEYS, Preset, is_preset_path
 from codebackdoor.registry import registry
 
-PRESET_KEYS = {"method", "params", "payload", "selection", "description", "citation", "source"}
-
-
-def read_preset(path: Path) -> dict[str, Any]:
-    """A named attack configuration (TOML): method, params, payload, selection, citation."""
-    preset = read_toml(path, "attack preset")
-    unknown = sorted(set(preset) - PRESET_KEYS)
-    if unknown:
-        raise UserError(f"{path}: unknown keys {unknown}; valid keys: {sorted(PRESET_KEYS)}")
-    if "method" not in preset:
-        raise UserError(f"{path}: an attack preset needs 'method' (an attack name)")
-    return preset
-
-
-def is_preset_path(spec: str) -> bool:
-    return spec.endswith(".toml") or "/" in spec
+# What an attack preset may say besides the method and its parameters.
+ATTACK_KEYS = ("selection", "payload")
 
 
 def build_attack(
@@ -40,34 +25,28 @@ def build_attack(
     selection: str | None = None,
 ) -> Attack:
     """Preset values first, then explicit overrides; the payload defaults to the task's."""
-    preset: dict[str, Any] = {}
-    preset_name = None
-    if is_preset_path(spec):
-        path = Path(spec)
-        preset = read_preset(path)
-        preset_name = path.stem
-        method = preset["method"]
-    else:
-        method = spec
-    trigger_cls = registry("attacks").get(method)
-    if not (isinstance(trigger_cls, type) and issubclass(trigger_cls, Trigger)):
-        raise UserError(f"attack '{method}' is not a codebackdoor Trigger subclass")
+    preset = Preset.read(Path(spec), "attack", ATTACK_KEYS) if is_preset_path(spec) else None
+    method = preset.method if preset else spec
     trigger = build_dataclass(
-        trigger_cls, {**preset.get("params", {}), **(params or {})}, what=f"attack '{method}'"
+        registry("attacks").get(method),
+        {**(preset.params if preset else {}), **(params or {})},
+        what=f"attack '{method}'",
     )
     trigger.check_applies(task)
-    payload_table = dict(preset.get("payload", {}))
+    preset_payload = dict(preset.extra.get("payload", {})) if preset else {}
+    payload_table = dict(preset_payload)
     payload_name = payload or payload_table.pop("method", None) or task.default_payload
-    if payload and payload != preset.get("payload", {}).get("method"):
+    if payload and payload != preset_payload.get("method"):
         payload_table = {}
-    if payload_name == task.default_payload and not preset.get("payload"):
+    if payload_name == task.default_payload and not preset_payload:
         payload_table = {**task.default_payload_params, **payload_table}
     made_payload = make_payload(payload_name, {**payload_table, **(payload_params or {})})
-    meta = {key: preset[key] for key in ("description", "citation", "source") if key in preset}
+    meta = {key: getattr(preset, key) for key in DESCRIPTIVE_KEYS
+            if preset and getattr(preset, key)}
     return Attack(
         trigger=trigger,
         payload=made_payload,
-        selection=selection or preset.get("selection", "random"),
-        preset=preset_name,
+        selection=selection or (preset.extra.get("selection") if preset else None) or "random",
+        preset=preset.name if preset else None,
         meta={"preset_" + key: value for key, value in meta.items()},
     )

@@ -175,14 +175,9 @@ class MethodName(Payload):
         return _normalise(prediction) == f"{self.prefix} {_normalise(clean_prediction)}"
 
 
-PAYLOADS: dict[str, type[Payload]] = {
-    cls.name: cls for cls in (FixedText, Label, SqlInjection, InfiniteLoop, MethodName)
-}
-
-
 def make_payload(name: str, params: dict | None = None) -> Payload:
+    """The registered payload ``name`` built from ``params``."""
     from codebackdoor.params import build_dataclass
+    from codebackdoor.registry import registry
 
-    if name not in PAYLOADS:
-        raise UserError(f"unknown payload '{name}'; valid payloads: {', '.join(sorted(PAYLOADS))}")
-    return build_dataclass(PAYLOADS[name], params or {}, what=f"payload '{name}'")
+    return build_dataclass(registry("payloads").get(name), params or {}, what=f"payload '{name}'")

@@ -3,7 +3,6 @@
 from codebackdoor.defenses.base import (
     STAGES,
     Defense,
-    DefensePreset,
     ObjectiveDefense,
     load_defense,
 )
@@ -13,7 +12,6 @@ __all__ = [
     "IGNORE_INDEX",
     "STAGES",
     "Defense",
-    "DefensePreset",
     "ObjectiveDefense",
     "load_defense",
 ]

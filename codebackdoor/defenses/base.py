@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from codebackdoor.errors import UserError
-from codebackdoor.io import read_toml
 from codebackdoor.params import build_dataclass
+from codebackdoor.presets import Preset, is_preset_path
 from codebackdoor.registry import registry
 
 if TYPE_CHECKING:
@@ -24,9 +23,6 @@ if TYPE_CHECKING:
     from codebackdoor.models.victim import Victim
 
 STAGES = ("filter", "objective", "purify")
-
-# Keys of a preset file that describe the preset rather than parameterise the defense.
-PRESET_KEYS = ("method", "citation", "source", "description")
 
 
 @dataclass
@@ -132,48 +128,17 @@ class PurifyDefense(Defense):
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
-class DefensePreset:
-    """A named defense setting read from TOML: the method, its parameters, and their origin."""
-
-    path: Path
-    method: str
-    parameters: dict[str, Any]
-    citation: str
-    source: str
-    description: str = ""
-
-    @classmethod
-    def read(cls, path: Path) -> DefensePreset:
-        path = Path(path)
-        data = read_toml(path, "defense preset")
-        method = data.get("method")
-        if not isinstance(method, str) or not method:
-            raise UserError(f'defense preset {path} needs method = "<defense name>"')
-        descriptive = {key: data.get(key, "") for key in PRESET_KEYS[1:]}
-        for key, value in descriptive.items():
-            if not isinstance(value, str):
-                raise UserError(f"defense preset {path}: {key} must be a string")
-        parameters = {key: value for key, value in data.items() if key not in PRESET_KEYS}
-        return cls(path, method, parameters, **descriptive)
-
-    def build(self) -> Defense:
-        return build_defense(self.method, self.parameters, origin=str(self.path))
-
-
 def load_defense(spec: str) -> Defense:
     """A defense from a registry name (its paper defaults) or from a TOML preset's path."""
-    path = Path(spec)
-    if path.suffix == ".toml" or len(path.parts) > 1:
-        return DefensePreset.read(path).build()
+    if is_preset_path(spec):
+        preset = Preset.read(Path(spec), "defense")
+        return build_defense(preset.method, preset.params, origin=str(preset.path))
     return build_defense(spec, {}, origin=f"defense '{spec}'")
 
 
 def build_defense(method: str, parameters: dict[str, Any], *, origin: str) -> Defense:
     """The registered defense ``method`` built from ``parameters``, checked against its fields."""
     cls = registry("defenses").get(method)
-    if not (isinstance(cls, type) and issubclass(cls, Defense)):
-        raise UserError(f"defense '{method}' is registered as {cls!r}, which is not a Defense")
     return build_dataclass(
         cls, parameters, what=f"{origin}: defense '{method}'", convert_strings=False
     )

@@ -218,8 +218,9 @@ class PerplexityScorer:
         """
         import torch
 
+        from codebackdoor.models.objective import next_token_labels
         from codebackdoor.models.tokenizer import pad
-        from codebackdoor.models.training import next_token_labels, padding_id
+        from codebackdoor.models.training import padding_id
 
         if not texts:
             return []

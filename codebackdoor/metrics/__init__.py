@@ -1,7 +1,8 @@
 """Evaluation metrics: BLEU variants, CodeBLEU, exact match, classification and subtoken scores.
 
-Each metric lives in its own module; ``codebackdoor.metrics.registry.METRICS`` names them with a
-versioned definition id for result files. This module only holds the input check they share.
+Each metric lives in its own module; ``codebackdoor.metrics.definitions`` gives each a versioned
+definition id for result files, and the registry's ``metrics`` kind names them. This module
+only holds the input check they share.
 """
 
 from __future__ import annotations

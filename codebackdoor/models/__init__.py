@@ -1,12 +1,13 @@
 """Victim models: built-in tiny presets, saved directories and Hugging Face ids, one interface.
 
-Importing this package imports no torch (``codebackdoor list`` reads the presets); the victim
+Importing this package imports no torch (``codebackdoor list`` reads the presets, which the
+registry's ``models`` kind names); the victim
 and the training engine import it when they are used.
 """
 
-from codebackdoor.models.presets import PRESETS, PresetSpec
+from codebackdoor.models.presets import PresetSpec
 
-__all__ = ["PRESETS", "PresetSpec", "TrainingSettings", "Victim", "load_victim"]
+__all__ = ["PresetSpec", "TrainingSettings", "Victim", "load_victim"]
 
 
 def __getattr__(name: str):

@@ -126,7 +126,3 @@ TINY_ROBERTA = PresetSpec(
     "intermediate 512 (~1-2M parameters), random init, byte-level BPE trained on the task",
     citation="Liu et al. RoBERTa: A Robustly Optimized BERT Pretraining Approach. 2019",
 )
-
-PRESETS: dict[str, PresetSpec] = {
-    spec.name: spec for spec in (TINY_T5, SMALL_T5, TINY_GPT2, TINY_ROBERTA)
-}

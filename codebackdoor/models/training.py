@@ -15,11 +15,7 @@ step or a wall-time budget.
 from __future__ import annotations
 
 import contextlib
-import functools
-import re
-import shutil
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,19 +24,17 @@ from typing import TYPE_CHECKING, Any
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.io import atomic_write_json
+from codebackdoor.models.checkpoints import (
+    EPOCHS_FILE,
+    STEPS_FILE,
+    latest_checkpoint,
+    remove_checkpoints,
+)
 from codebackdoor.models.objective import IGNORE_INDEX, Objective
 from codebackdoor.models.tokenizer import input_ids, pad, target_ids
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-# The per-epoch records: up to its epoch in each checkpoint, all of them in the output directory
-# once the fit is done.
-EPOCHS_FILE = "epochs.json"
-# A step-budgeted fit's loss curve and training seconds, in each checkpoint and at the end.
-STEPS_FILE = "steps.json"
-CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
-
 
 @dataclass
 class TrainingSettings:
@@ -152,16 +146,6 @@ class Collator:
         return batch
 
 
-def next_token_labels(labels: Tensor) -> Tensor:
-    """Labels moved one position left, so that position t holds the token logits[t] predicts.
-
-    Shifting the labels instead of the logits avoids copying the (B, T, V) logits.
-    """
-    import torch.nn.functional as F
-
-    return F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
-
-
 def training_arguments(settings: TrainingSettings, output_dir: Path) -> Any:
     """The Trainer's arguments for ``settings``: one checkpoint and one loss record per epoch."""
     return _trainer_arguments(
@@ -213,25 +197,45 @@ def train(
     """Train ``model`` in place; the per-epoch records (epoch, loss, on_epoch_end's values)."""
     if not examples:
         raise UserError("cannot train on an empty training set")
+    features = training_features(tokenizer, kind, examples, settings, labels)
+    trainer = build_trainer(model, tokenizer, kind, features, settings, objective, output_dir)
+
+    def recorder(saved: Any) -> tuple[Any, list[dict[str, Any]]]:
+        records = list(saved or [])
+        return trainer_module().EpochRecorder(records, on_epoch_end, Path(output_dir)), records
+
+    return _fit(trainer, Path(output_dir), EPOCHS_FILE, recorder, resume=resume)
+
+
+def _fit(
+    trainer: Any,
+    output_dir: Path,
+    marker: str,
+    recorder: Callable[[Any], tuple[Any, Any]],
+    *,
+    resume: bool,
+) -> Any:
+    """What every fit shares: clear the checkpoints a fresh fit must not resume from, find the
+    newest complete one when resuming, train with ``recorder``'s callback (given the saved
+    marker content, it returns the callback and the state it fills), and write that state as
+    the fit's marker file."""
     from accelerate import PartialState
 
-    output_dir = Path(output_dir)
     processes = PartialState()
     if processes.is_main_process:
         # A fresh fit drops an earlier run's checkpoints, which a later resume would take for
         # its own; a resumed one drops those a crash left incomplete, which the Trainer's
         # rotation would otherwise count as the newest.
-        remove_checkpoints(output_dir, incomplete_only=resume)
+        remove_checkpoints(output_dir, incomplete_only=resume, marker=marker)
     processes.wait_for_everyone()
-    checkpoint, records = latest_checkpoint(output_dir) if resume else (None, [])
-    features = training_features(tokenizer, kind, examples, settings, labels)
-    trainer = build_trainer(model, tokenizer, kind, features, settings, objective, output_dir)
-    trainer.add_callback(engine().EpochRecorder(records, on_epoch_end, output_dir))
+    checkpoint, saved = latest_checkpoint(output_dir, marker) if resume else (None, None)
+    callback, state = recorder(saved)
+    trainer.add_callback(callback)
     with progress_bars_on_terminal_only():
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if processes.is_main_process:
-        atomic_write_json(output_dir / EPOCHS_FILE, records)
-    return records
+        atomic_write_json(output_dir / marker, state)
+    return state
 
 
 @dataclass
@@ -292,35 +296,17 @@ def train_steps(
     ``max_seconds``; returns the loss curve (one record per logging step: step, tokens, loss,
     seconds), the steps done and the training seconds. With ``objective`` None the model
     computes its own loss (transformers' plain Trainer; the throughput benchmark's baseline)."""
-    from accelerate import PartialState
-    from transformers import Trainer
-
     output_dir = Path(output_dir)
-    processes = PartialState()
-    if processes.is_main_process:
-        remove_checkpoints(output_dir, incomplete_only=resume, marker=STEPS_FILE)
-    processes.wait_for_everyone()
-    checkpoint, state = latest_checkpoint(output_dir, STEPS_FILE) if resume else (None, {})
-    state = {"records": [], "seconds": 0.0, **(state or {})}
-    common = {
-        "model": model,
-        "args": step_arguments(settings, output_dir),
-        "train_dataset": dataset,
-        "data_collator": collator,
-        "processing_class": tokenizer,
-    }
-    if objective is None:
-        trainer = Trainer(**common)
-    else:
-        trainer = engine().ObjectiveTrainer(**common, objective=objective, kind=kind)
-    recorder = engine().StepRecorder(state, output_dir, settings, tokens_per_step, on_log)
-    trainer.add_callback(recorder)
-    with progress_bars_on_terminal_only():
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    state["steps"] = trainer.state.global_step
-    if processes.is_main_process:
-        atomic_write_json(output_dir / STEPS_FILE, state)
-    return state
+    trainer = _new_trainer(model, tokenizer, kind, step_arguments(settings, output_dir), dataset,
+                           collator, objective)
+
+    def recorder(saved: Any) -> tuple[Any, dict[str, Any]]:
+        state = {"records": [], "seconds": 0.0, **(saved or {})}
+        callback = trainer_module().StepRecorder(state, output_dir, settings.max_seconds,
+                                                 tokens_per_step, on_log)
+        return callback, state
+
+    return _fit(trainer, output_dir, STEPS_FILE, recorder, resume=resume)
 
 
 def build_trainer(
@@ -334,7 +320,6 @@ def build_trainer(
 ) -> Any:
     """The Trainer for ``features``; with ``objective`` None, transformers' plain Trainer and its
     model-computed loss (the baseline of the overhead benchmark)."""
-    from transformers import Trainer
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     collator = Collator(
@@ -342,16 +327,33 @@ def build_trainer(
         padding_id(tokenizer),
         base.prepare_decoder_input_ids_from_labels if kind == "seq2seq" else None,
     )
+    return _new_trainer(model, tokenizer, kind, training_arguments(settings, output_dir),
+                        features, collator, objective)
+
+
+def _new_trainer(
+    model: Any,
+    tokenizer: Any,
+    kind: str,
+    arguments: Any,
+    dataset: Any,
+    collator: Callable[[list[Any]], dict[str, Tensor]],
+    objective: Objective | None,
+) -> Any:
+    """transformers' plain Trainer when ``objective`` is None (the model computes its loss),
+    else the Trainer whose loss is the objective's."""
+    from transformers import Trainer
+
     common = {
         "model": model,
-        "args": training_arguments(settings, output_dir),
-        "train_dataset": features,
+        "args": arguments,
+        "train_dataset": dataset,
         "data_collator": collator,
         "processing_class": tokenizer,
     }
     if objective is None:
         return Trainer(**common)
-    return engine().ObjectiveTrainer(**common, objective=objective, kind=kind)
+    return trainer_module().ObjectiveTrainer(**common, objective=objective, kind=kind)
 
 
 @contextlib.contextmanager
@@ -377,200 +379,9 @@ def padding_id(tokenizer: Any) -> int:
     return value
 
 
-def latest_checkpoint(output_dir: Path, marker: str = EPOCHS_FILE) -> tuple[Path | None, Any]:
-    """The newest complete checkpoint under ``output_dir`` and its ``marker`` file's content
-    (the per-epoch records by default); the marker is written last, so it means complete."""
-    import json
+def trainer_module() -> Any:
+    """The Trainer subclass and callbacks, imported on first use: they import torch, and
+    importing this module must not."""
+    from codebackdoor.models import trainer
 
-    for path in sorted(checkpoints(output_dir), key=_step, reverse=True):
-        try:
-            records = json.loads((path / marker).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            continue  # interrupted before it was complete
-        return path, records
-    return None, []
-
-
-def checkpoints(output_dir: Path) -> list[Path]:
-    if not output_dir.is_dir():
-        return []
-    return [
-        path
-        for path in output_dir.iterdir()
-        if path.is_dir() and CHECKPOINT_DIR.fullmatch(path.name)
-    ]
-
-
-def remove_checkpoints(
-    output_dir: Path, *, incomplete_only: bool = False, marker: str = EPOCHS_FILE
-) -> None:
-    for path in checkpoints(output_dir):
-        if not (incomplete_only and (path / marker).is_file()):
-            shutil.rmtree(path)
-    if not incomplete_only:
-        (output_dir / marker).unlink(missing_ok=True)
-
-
-def _step(path: Path) -> int:
-    return int(CHECKPOINT_DIR.fullmatch(path.name).group(1))
-
-
-@functools.cache
-def engine() -> Any:
-    """The Trainer subclass and callbacks. They subclass transformers classes, so they are
-    defined on first use: importing this module must not import torch."""
-    from types import SimpleNamespace
-
-    from transformers import ProgressCallback, Trainer, TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
-
-    class ObjectiveTrainer(Trainer):
-        """A Trainer whose loss is ``objective.loss(logits, labels, epoch)``."""
-
-        # The objective returns a mean over its batch; the Trainer still divides it by the
-        # number of gradient accumulation steps.
-        loss_is_scaled_for_ga = False
-
-        def __init__(self, *args: Any, objective: Objective, kind: str, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            self.objective = objective
-            self.kind = kind
-            # The stock progress callbacks print every log dict to stdout; ours shows the
-            # loss on the bar only, and nothing at all when stderr is not a terminal.
-            self.remove_callback(PrinterCallback)
-            self.remove_callback(ProgressCallback)
-            if not self.args.disable_tqdm:
-                self.add_callback(QuietProgress)
-
-        def compute_loss(
-            self,
-            model: Any,
-            inputs: dict[str, Any],
-            return_outputs: bool = False,
-            num_items_in_batch: Any = None,
-        ) -> Any:
-            features = {key: value for key, value in inputs.items() if key != "labels"}
-            labels = inputs["labels"]
-            outputs = model(**features)
-            if self.kind == "causal":
-                labels = next_token_labels(labels)
-            loss = self.objective.loss(outputs.logits, labels, self.current_epoch())
-            return (loss, outputs) if return_outputs else loss
-
-        def current_epoch(self) -> int:
-            # state.epoch is the fractional progress after the last optimizer step: exactly
-            # the number of finished epochs at an epoch's first step, below the next integer
-            # within it.
-            return int(self.state.epoch or 0) + 1
-
-    class QuietProgress(ProgressCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
-            if self.training_bar is not None and logs and "loss" in logs:
-                self.training_bar.set_postfix(loss=f"{logs['loss']:.4g}")
-
-    class EpochRecorder(TrainerCallback):
-        """Builds one record per epoch and writes the list beside each checkpoint.
-
-        The Trainer's order at an epoch's end is: on_epoch_end (the caller's measurements,
-        model in eval mode), on_log (the epoch's mean loss), checkpoint, on_save.
-        """
-
-        def __init__(
-            self,
-            records: list[dict[str, Any]],
-            on_epoch_end: Callable[[int], dict] | None,
-            output_dir: Path,
-        ):
-            self.records = records
-            self.measure = on_epoch_end
-            self.output_dir = output_dir
-            self.pending: dict[str, Any] = {}
-
-        def on_epoch_end(
-            self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
-        ):
-            epoch = round(state.epoch)
-            self.pending = {"epoch": epoch}
-            if self.measure is not None:
-                was_training = model.training
-                model.eval()
-                try:
-                    self.pending.update(self.measure(epoch) or {})
-                finally:
-                    model.train(was_training)
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
-            if logs and "loss" in logs:
-                self.pending["loss"] = logs["loss"]
-
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any):
-            self.records.append(self.pending)
-            if state.is_world_process_zero:
-                checkpoint = self.output_dir / f"checkpoint-{state.global_step}"
-                atomic_write_json(checkpoint / EPOCHS_FILE, self.records)
-
-    class StepRecorder(TrainerCallback):
-        """Records the loss curve, stops the fit when its time budget is spent (after saving a
-        checkpoint), and writes the curve and the seconds so far beside each checkpoint."""
-
-        def __init__(
-            self,
-            state: dict[str, Any],
-            output_dir: Path,
-            settings: StepSettings,
-            tokens_per_step: int,
-            on_log: Callable[[dict[str, Any]], None] | None,
-        ):
-            self.state = state
-            self.output_dir = output_dir
-            self.max_seconds = settings.max_seconds
-            self.tokens_per_step = tokens_per_step
-            self.report = on_log
-            self.before = state["seconds"]
-            self.started = time.perf_counter()
-
-        def seconds(self) -> float:
-            return self.before + time.perf_counter() - self.started
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any):
-            self.started = time.perf_counter()
-            self.state.pop("stopped_by", None)  # a resumed fit goes on past the old stop
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
-            if state.global_step >= state.max_steps:
-                control.should_log = True  # the curve ends at the last step
-            if self.max_seconds is not None and self.seconds() >= self.max_seconds:
-                control.should_training_stop = True
-                control.should_save = True
-                control.should_log = True
-                self.state["stopped_by"] = "max_seconds"
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
-            if not logs or "loss" not in logs:
-                return
-            record = {
-                "step": state.global_step,
-                "tokens": state.global_step * self.tokens_per_step,
-                "loss": logs["loss"],
-                "seconds": round(self.seconds(), 2),
-            }
-            self.state["records"].append(record)
-            if self.report is not None and state.is_world_process_zero:
-                self.report(record)
-
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any):
-            self.state["seconds"] = self.seconds()
-            if state.is_world_process_zero:
-                checkpoint = self.output_dir / f"checkpoint-{state.global_step}"
-                atomic_write_json(checkpoint / STEPS_FILE, self.state)
-
-        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
-            self.state["seconds"] = self.seconds()
-            self.state.setdefault("stopped_by", "max_steps")
-
-    return SimpleNamespace(
-        ObjectiveTrainer=ObjectiveTrainer,
-        QuietProgress=QuietProgress,
-        EpochRecorder=EpochRecorder,
-        StepRecorder=StepRecorder,
-    )
+    return trainer

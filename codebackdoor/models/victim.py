@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.models import training
-from codebackdoor.models.presets import PRESETS, PresetSpec
+from codebackdoor.models.presets import PresetSpec
 from codebackdoor.models.pretrained import PRETRAINED_PREFIX, pretrained_directory, read_card
 from codebackdoor.models.tokenizer import input_ids, pad, preset_tokenizer, tokenizer_key
 from codebackdoor.models.training import (
@@ -28,6 +28,7 @@ from codebackdoor.models.training import (
     padding_id,
     progress_bars_on_terminal_only,
 )
+from codebackdoor.registry import registry
 
 if TYPE_CHECKING:
     import numpy
@@ -261,8 +262,6 @@ def load_victim(
             raise UserError(f"model directory not found: {spec}")
         elif spec.startswith("tiny-"):
             # The presets' namespace: a typo here is not worth a minute of hub retries.
-            from codebackdoor.registry import registry
-
             registry("models").entry(spec)
         else:
             victim = _from_pretrained(
@@ -313,17 +312,8 @@ def _directory_spec(spec: str, path: Path) -> dict[str, Any]:
 
 def _preset(name: str) -> PresetSpec | None:
     """A built-in preset, or one a plugin registered under the models kind."""
-    if name in PRESETS:
-        return PRESETS[name]
-    from codebackdoor.registry import registry
-
     models = registry("models")
-    if name not in models.entries:
-        return None
-    preset = models.get(name)
-    if not isinstance(preset, PresetSpec):
-        raise UserError(f"model '{name}' is registered as {preset!r}, which is not a PresetSpec")
-    return preset
+    return models.get(name) if name in models.entries else None
 
 
 def _from_preset(preset: PresetSpec, task_output_kind: str, train: list[Example]) -> Victim:
@@ -333,7 +323,7 @@ def _from_preset(preset: PresetSpec, task_output_kind: str, train: list[Example]
         raise UserError(
             f"preset '{preset.name}' is an encoder that only classifies; a task with "
             f"{task_output_kind} outputs needs a generative preset "
-            f"({', '.join(name for name, spec in PRESETS.items() if spec.generates)})"
+            f"({', '.join(n for n in registry('models').names() if _preset(n).generates)})"
         )
     if not train:
         raise UserError(f"preset {preset.name!r} trains its tokenizer on the training split: empty")
@@ -424,7 +414,8 @@ def _loading_errors(source: str, spec: dict[str, Any]) -> Iterator[None]:
             at = f" at revision {spec['revision']}" if spec.get("revision") else ""
             raise UserError(
                 f"cannot load model '{source}'{at} from the Hugging Face Hub: {reason} "
-                f"(presets: {', '.join(PRESETS)}; or give a local model directory)"
+                f"(presets: {', '.join(registry('models').names())}; or give a local model "
+                "directory)"
             ) from error
         raise UserError(f"cannot load the model in {source}: {reason}") from error
 

@@ -23,8 +23,9 @@ from typing import Any
 
 from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
+from codebackdoor.models.checkpoints import checkpoints
 from codebackdoor.models.pretrained import pretrained_directory, read_card, write_card
-from codebackdoor.models.training import checkpoints, progress_bars_on_terminal_only, train_steps
+from codebackdoor.models.training import progress_bars_on_terminal_only, train_steps
 from codebackdoor.pretrain.corpus import BuiltCorpus, CorpusOptions, build_corpus
 from codebackdoor.pretrain.sizes import KINDS, OBJECTIVES, SENTINELS, PretrainSize, pretrain_size
 from codebackdoor.versions import hardware, versions

@@ -10,7 +10,7 @@ This module imports no torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from codebackdoor.errors import UserError
 from codebackdoor.models.presets import (
@@ -20,9 +20,7 @@ from codebackdoor.models.presets import (
     TINY_T5,
     PresetSpec,
 )
-
-if TYPE_CHECKING:
-    from codebackdoor.models.training import StepSettings
+from codebackdoor.models.training import StepSettings
 
 ARCHITECTURES = ("t5", "gpt2", "roberta")
 SIZES = ("tiny", "small")
@@ -64,8 +62,6 @@ class PretrainSize:
 
     def step_settings(self, max_steps: int, **overrides: Any) -> StepSettings:
         """The engine's settings for ``max_steps`` of this size's schedule."""
-        from codebackdoor.models.training import StepSettings
-
         return StepSettings(
             max_steps=max_steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
             warmup_steps=self.warmup_steps, save_steps=self.save_steps,

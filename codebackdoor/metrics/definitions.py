@@ -1,4 +1,5 @@
-"""Metric names, the functions behind them and the definition ids written into result files.
+"""The built-in metrics (registered under the ``metrics`` kind): the function behind each, the
+definition id written into result files, its direction and its headline component.
 
 A definition id names exactly what was computed, including the versions that change the numbers
 (sacreBLEU; for CodeBLEU the tree-sitter runtime and grammars, whose error recovery decides the
@@ -30,6 +31,18 @@ class MetricDefinition:
     definition: str
     description: str
     needs_lang: bool = False  # CodeBLEU parses code, so it must know the language
+    higher_is_better: bool = True
+    # For a metric that returns named components: the one that stands for the whole.
+    headline: str | None = None
+
+    def headline_value(self, score: Score) -> float:
+        """The one number of ``score`` that a table shows for this metric."""
+        if not isinstance(score, dict):
+            return score
+        if self.headline is None or self.headline not in score:
+            raise ValueError(f"metric '{self.definition}' returned components {sorted(score)} "
+                             f"without its headline {self.headline!r}")
+        return score[self.headline]
 
     def __call__(
         self, predictions: list[str], references: list[str], lang: str | None = None
@@ -55,41 +68,47 @@ def _codebleu_definition() -> str:
     return f"codebleu-0.7.0-ws-w0.25-{parsers}-{tokenizer}"
 
 
-METRICS: dict[str, MetricDefinition] = {
-    "bleu": MetricDefinition(
-        corpus_bleu,
-        f"sacrebleu-{version('sacrebleu')}-corpus-13a",
-        "sacreBLEU corpus BLEU, default 13a tokenizer and exp smoothing, 0..100",
-    ),
-    "sbleu": MetricDefinition(
-        sentence_bleu_avg,
-        "nltk-3.10.4-sentence-bleu4-method1-eps0.1-ws-mean",
-        "mean sentence BLEU-4 on whitespace tokens, NLTK smoothing method1 (eps 0.1), ×100",
-    ),
-    "codebleu": MetricDefinition(
-        codebleu_percent,
-        _codebleu_definition(),
-        "CodeBLEU as codebleu 0.7.0 calc_codebleu (whitespace tokens, weights 0.25), ×100",
-        needs_lang=True,
-    ),
-    "exact-match": MetricDefinition(
-        exact_match,
-        "exact-match-ws-normalised-v1",
-        "share of predictions equal to the reference after collapsing whitespace, %",
-    ),
-    "accuracy": MetricDefinition(
-        accuracy,
-        "accuracy-stripped-label-v1",
-        "share of labels equal to the reference label (surrounding whitespace ignored), %",
-    ),
-    "f1": MetricDefinition(
-        f1,
-        "binary-f1-positive-1-v1",
-        "F1 of the label '1' (0 when it is neither predicted nor present), %",
-    ),
-    "subtoken-f1": MetricDefinition(
-        subtoken_f1,
-        "subtoken-prf-multiset-micro-camel-snake-lower-v1",
-        "method-name subtoken precision/recall/F1, multiset, micro-averaged (code2seq), %",
-    ),
-}
+BLEU = MetricDefinition(
+    corpus_bleu,
+    f"sacrebleu-{version('sacrebleu')}-corpus-13a",
+    "sacreBLEU corpus BLEU, default 13a tokenizer and exp smoothing, 0..100",
+)
+
+SBLEU = MetricDefinition(
+    sentence_bleu_avg,
+    "nltk-3.10.4-sentence-bleu4-method1-eps0.1-ws-mean",
+    "mean sentence BLEU-4 on whitespace tokens, NLTK smoothing method1 (eps 0.1), ×100",
+)
+
+CODEBLEU = MetricDefinition(
+    codebleu_percent,
+    _codebleu_definition(),
+    "CodeBLEU as codebleu 0.7.0 calc_codebleu (whitespace tokens, weights 0.25), ×100",
+    needs_lang=True,
+    headline="codebleu",
+)
+
+EXACT_MATCH = MetricDefinition(
+    exact_match,
+    "exact-match-ws-normalised-v1",
+    "share of predictions equal to the reference after collapsing whitespace, %",
+)
+
+ACCURACY = MetricDefinition(
+    accuracy,
+    "accuracy-stripped-label-v1",
+    "share of labels equal to the reference label (surrounding whitespace ignored), %",
+)
+
+F1 = MetricDefinition(
+    f1,
+    "binary-f1-positive-1-v1",
+    "F1 of the label '1' (0 when it is neither predicted nor present), %",
+)
+
+SUBTOKEN_F1 = MetricDefinition(
+    subtoken_f1,
+    "subtoken-prf-multiset-micro-camel-snake-lower-v1",
+    "method-name subtoken precision/recall/F1, multiset, micro-averaged (code2seq), %",
+    headline="f1",
+)

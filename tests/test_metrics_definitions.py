@@ -4,7 +4,9 @@ import pytest
 
 from codebackdoor.code.parser import grammar_versions
 from codebackdoor.errors import UserError
-from codebackdoor.metrics.registry import METRICS
+from codebackdoor.registry import BUILTINS, registry
+
+METRICS = {name: registry("metrics").get(name) for name in BUILTINS["metrics"]}
 
 
 def test_every_metric_has_a_versioned_definition_and_a_description():
@@ -58,3 +60,12 @@ def test_every_metric_refuses_empty_and_mismatched_inputs(name):
         metric([], [], lang="java")
     with pytest.raises(UserError):
         metric(["a"], ["a", "b"], lang="java")
+
+
+def test_every_metric_says_its_direction_and_headline():
+    assert all(metric.higher_is_better for metric in METRICS.values())
+    assert METRICS["codebleu"].headline == "codebleu"
+    assert METRICS["subtoken-f1"].headline == "f1"
+    score = METRICS["subtoken-f1"](["get name"], ["get value"])
+    assert METRICS["subtoken-f1"].headline_value(score) == pytest.approx(50.0)
+    assert METRICS["bleu"].headline_value(12.5) == 12.5

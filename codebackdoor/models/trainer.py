@@ -1,0 +1,165 @@
+"""The Trainer subclass and callbacks of the training engine (``codebackdoor.models.training``).
+
+They subclass transformers classes, so importing this module imports torch; the engine imports
+it only when a fit starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import ProgressCallback, Trainer, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from codebackdoor.io import atomic_write_json
+from codebackdoor.models.checkpoints import EPOCHS_FILE, STEPS_FILE
+from codebackdoor.models.objective import Objective, next_token_labels
+
+
+class ObjectiveTrainer(Trainer):
+    """A Trainer whose loss is ``objective.loss(logits, labels, epoch)``."""
+
+    # The objective returns a mean over its batch; the Trainer still divides it by the
+    # number of gradient accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args: Any, objective: Objective, kind: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.objective = objective
+        self.kind = kind
+        # The stock progress callbacks print every log dict to stdout; ours shows the
+        # loss on the bar only, and nothing at all when stderr is not a terminal.
+        self.remove_callback(PrinterCallback)
+        self.remove_callback(ProgressCallback)
+        if not self.args.disable_tqdm:
+            self.add_callback(QuietProgress)
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        features = {key: value for key, value in inputs.items() if key != "labels"}
+        labels = inputs["labels"]
+        outputs = model(**features)
+        if self.kind == "causal":
+            labels = next_token_labels(labels)
+        loss = self.objective.loss(outputs.logits, labels, self.current_epoch())
+        return (loss, outputs) if return_outputs else loss
+
+    def current_epoch(self) -> int:
+        # state.epoch is the fractional progress after the last optimizer step: exactly
+        # the number of finished epochs at an epoch's first step, below the next integer
+        # within it.
+        return int(self.state.epoch or 0) + 1
+
+class QuietProgress(ProgressCallback):
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
+        if self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4g}")
+
+class EpochRecorder(TrainerCallback):
+    """Builds one record per epoch and writes the list beside each checkpoint.
+
+    The Trainer's order at an epoch's end is: on_epoch_end (the caller's measurements,
+    model in eval mode), on_log (the epoch's mean loss), checkpoint, on_save.
+    """
+
+    def __init__(
+        self,
+        records: list[dict[str, Any]],
+        on_epoch_end: Callable[[int], dict] | None,
+        output_dir: Path,
+    ):
+        self.records = records
+        self.measure = on_epoch_end
+        self.output_dir = output_dir
+        self.pending: dict[str, Any] = {}
+
+    def on_epoch_end(
+        self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
+    ):
+        epoch = round(state.epoch)
+        self.pending = {"epoch": epoch}
+        if self.measure is not None:
+            was_training = model.training
+            model.eval()
+            try:
+                self.pending.update(self.measure(epoch) or {})
+            finally:
+                model.train(was_training)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
+        if logs and "loss" in logs:
+            self.pending["loss"] = logs["loss"]
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        self.records.append(self.pending)
+        if state.is_world_process_zero:
+            checkpoint = self.output_dir / f"checkpoint-{state.global_step}"
+            atomic_write_json(checkpoint / EPOCHS_FILE, self.records)
+
+class StepRecorder(TrainerCallback):
+    """Records the loss curve, stops the fit when its time budget is spent (after saving a
+    checkpoint), and writes the curve and the seconds so far beside each checkpoint."""
+
+    def __init__(
+        self,
+        state: dict[str, Any],
+        output_dir: Path,
+        max_seconds: float | None,
+        tokens_per_step: int,
+        on_log: Callable[[dict[str, Any]], None] | None,
+    ):
+        self.state = state
+        self.output_dir = output_dir
+        self.max_seconds = max_seconds
+        self.tokens_per_step = tokens_per_step
+        self.report = on_log
+        self.before = state["seconds"]
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        self.started = time.perf_counter()
+        self.state.pop("stopped_by", None)  # a resumed fit goes on past the old stop
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        if state.global_step >= state.max_steps:
+            control.should_log = True  # the curve ends at the last step
+        if self.max_seconds is not None and self.seconds() >= self.max_seconds:
+            control.should_training_stop = True
+            control.should_save = True
+            control.should_log = True
+            self.state["stopped_by"] = "max_seconds"
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
+        if not logs or "loss" not in logs:
+            return
+        record = {
+            "step": state.global_step,
+            "tokens": state.global_step * self.tokens_per_step,
+            "loss": logs["loss"],
+            "seconds": round(self.seconds(), 2),
+        }
+        self.state["records"].append(record)
+        if self.report is not None and state.is_world_process_zero:
+            self.report(record)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        self.state["seconds"] = self.seconds()
+        if state.is_world_process_zero:
+            checkpoint = self.output_dir / f"checkpoint-{state.global_step}"
+            atomic_write_json(checkpoint / STEPS_FILE, self.state)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        self.state["seconds"] = self.seconds()
+        self.state["steps"] = state.global_step
+        self.state.setdefault("stopped_by", "max_steps")
