@@ -16,7 +16,9 @@ A suite file::
     seed = [1, 2, 3]
 
 In a grid a list is the values to sweep; any other value is fixed for that grid (``defenses``
-is swept only as a list of lists). Preset and data paths are relative to the suite file.
+is swept only as a list of lists). Preset paths are relative to the suite file; a relative ``data`` folder is relative to
+``data_root`` (a top-level key, itself relative to the suite file), which ``--data-root DIR``
+overrides.
 
 A cell is named by a hash of its values as written, so every machine that expands the same suite
 names its cells alike: ``--shard i/n`` takes the cells whose name falls in residue i-1 modulo n,
@@ -39,9 +41,9 @@ from codebackdoor.config import RunConfig, config_fields, make_config
 from codebackdoor.errors import UserError
 from codebackdoor.io import atomic_write_json, read_toml
 
-SUITE_KEYS = ("name", "description", "base", "grid")
+SUITE_KEYS = ("name", "description", "data_root", "base", "grid")
 # RunConfig fields whose values may be files relative to the suite.
-PATH_FIELDS = ("attack", "data", "model")
+PATH_FIELDS = ("attack", "model")
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,14 @@ class Suite:
     base: dict[str, Any]
     grids: list[dict[str, Any]]
     path: Path
+    # Where a relative ``data`` value points: the suite's ``data_root`` (relative to the suite
+    # file), or the folder given on the command line (``--data-root``), since the external data
+    # sets live in different places on different machines.
+    data_root: Path | None = None
 
     @classmethod
-    def read(cls, path: Path) -> Suite:
+    def read(cls, path: Path, data_root: Path | None = None) -> Suite:
+        """The suite at ``path``; ``data_root`` overrides the suite's own data folder."""
         path = Path(path)
         data = read_toml(path, "benchmark suite")
         unknown = sorted(set(data) - set(SUITE_KEYS))
@@ -107,7 +114,10 @@ class Suite:
                     f"suite {path}, {where}: unknown run settings {wrong}; valid: "
                     + ", ".join(config_fields())
                 )
-        suite = cls(name, str(data.get("description", "")), base, grids, path)
+        if data_root is None and "data_root" in data:
+            data_root = path.parent / str(data["data_root"])
+        suite = cls(name, str(data.get("description", "")), base, grids, path,
+                    Path(data_root).resolve() if data_root is not None else None)
         suite.cells()  # every cell's config is checked now, before anything runs
         return suite
 
@@ -138,14 +148,24 @@ class Suite:
         for key in PATH_FIELDS:
             if isinstance(resolved.get(key), str):
                 resolved[key] = self._path(resolved[key])
+        if isinstance(resolved.get("data"), str):
+            resolved["data"] = self._data(resolved["data"])
         if "defenses" in resolved:
             resolved["defenses"] = [self._path(spec) for spec in resolved["defenses"]]
-        if resolved.get("attack") == "none":
-            resolved["attack"] = None
         try:
             return make_config(resolved)
         except UserError as exc:
             raise UserError(f"suite {self.path}, grid {grid}: {exc}") from exc
+
+    def _data(self, spec: str) -> str:
+        """A relative data folder under the data root; hub data and absolute paths as given."""
+        if self.data_root is None or spec.startswith("hf:") or Path(spec).is_absolute():
+            return self._path(spec)
+        path = self.data_root / spec
+        if not path.exists():
+            raise UserError(f"suite {self.path}: data {spec} not found under the data root "
+                            f"{self.data_root} (set it with --data-root DIR)")
+        return str(path)
 
     def _path(self, spec: str) -> str:
         """A preset or data path relative to the suite file, made absolute; names stay names."""

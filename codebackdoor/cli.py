@@ -7,16 +7,28 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from codebackdoor import __version__
+from codebackdoor.config import (
+    DEFAULT_ATTACK,
+    NO_ATTACK,
+    RunConfig,
+    config_fields,
+    resolve_config,
+)
 from codebackdoor.errors import UserError
+from codebackdoor.registry import KINDS
 
 
-def _key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
+def _key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, str] | None:
+    """``KEY=VALUE`` strings as a dict; None when the flag was not given."""
+    if pairs is None:
+        return None
     values: dict[str, str] = {}
-    for pair in pairs or ():
+    for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"{flag} expects KEY=VALUE, got '{pair}'")
@@ -24,18 +36,20 @@ def _key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
     return values
 
 
-def _add_task_arguments(
-    parser: argparse.ArgumentParser, default_task: str | None = "summarize"
-) -> None:
+# Every flag below stores under the RunConfig field it sets (its argparse ``dest``), so the
+# config is built from the parsed flags without a map. Defaults stay None: a flag that was not
+# given leaves the config file's value or the RunConfig default in place.
+def _add_task_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("task and data")
-    group.add_argument("--task", default=default_task, help=f"task name (default: {default_task})")
+    group.add_argument("--task", help=f"task name (default: {RunConfig.task})")
     group.add_argument("--lang", help="code language of the task (python or java)")
     group.add_argument(
         "--data",
         help="local data (directory of {train,valid,test}.csv|jsonl, or one file) "
         "or hf:<dataset id>; default: the task's embedded corpus",
     )
-    group.add_argument("--revision", help="pinned revision (commit) of a hf: dataset")
+    group.add_argument("--revision", dest="data_revision",
+                       help="pinned revision (commit) of a hf: dataset")
     group.add_argument(
         "--columns",
         nargs="+",
@@ -44,46 +58,22 @@ def _add_task_arguments(
     )
 
 
-def build_task(args: argparse.Namespace) -> Any:
-    from codebackdoor.params import build_dataclass
-    from codebackdoor.registry import registry
-
-    task_cls = registry("tasks").get(args.task)
-    params: dict[str, Any] = {
-        key: value
-        for key, value in (("lang", args.lang), ("data", args.data), ("revision", args.revision))
-        if value is not None
-    }
-    if args.columns:
-        params["columns"] = _key_values(args.columns, "--columns")
-    return build_dataclass(task_cls, params, what=f"task '{args.task}'")
-
-
 # Flags for the common attack parameters; anything else goes through --param KEY=VALUE.
 ATTACK_FLAGS = ("statement", "position", "variant", "words", "count", "token")
 
 
-def _add_attack_arguments(
-    parser: argparse.ArgumentParser,
-    default_attack: str | None = "fixed",
-    default_rate: float | None = 0.05,
-    default_seed: int | None = 1,
-) -> None:
+def _add_attack_arguments(parser: argparse.ArgumentParser, default_attack: str | None) -> None:
     group = parser.add_argument_group("attack")
     group.add_argument(
         "--attack",
         default=default_attack,
-        help=f"attack name or preset TOML path (default: {default_attack}; 'none' = clean)",
+        help=f"attack name or preset TOML path ('{NO_ATTACK}' = clean"
+        + (f"; default {default_attack})" if default_attack else "; default: clean)"),
     )
-    group.add_argument(
-        "--rate", type=float, default=default_rate, help="poisoning rate in (0, 1] (default 0.05)"
-    )
-    group.add_argument("--seed", type=int, default=default_seed, help="seed (default 1)")
-    group.add_argument(
-        "--selection",
-        choices=("random", "first"),
-        help="random (default) or first (the DeCE scripts' rule)",
-    )
+    group.add_argument("--rate", type=float,
+                       help=f"poisoning rate in (0, 1] (default {RunConfig.rate})")
+    group.add_argument("--seed", type=int, help=f"seed (default {RunConfig.seed})")
+    group.add_argument("--selection", help="random (default) or first (the DeCE scripts' rule)")
     group.add_argument("--statement", help="deadcode: the statement to insert")
     group.add_argument("--position", help="code triggers: first, random or last")
     group.add_argument("--variant", help="fixed/grammar on Java: original or compilable")
@@ -100,33 +90,34 @@ def _add_attack_arguments(
     )
 
 
-def build_attack_from_args(args: argparse.Namespace, task: Any) -> Any:
-    from codebackdoor.attacks.build import build_attack
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run's config: the flags given, over ``--config`` (where the command has it), over
+    the defaults."""
+    config_file = getattr(args, "config", None)
+    return resolve_config(Path(config_file) if config_file else None, _flags(args))
 
-    params = _key_values(args.param, "--param")
-    for flag in ATTACK_FLAGS:
-        value = getattr(args, flag)
-        if value is not None:
-            params[flag] = value
-    return build_attack(
-        args.attack,
-        task,
-        params=params,
-        payload=args.payload,
-        payload_params=_key_values(args.payload_param, "--payload-param"),
-        selection=args.selection,
-    )
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunConfig fields the flags set, None where a flag was not given."""
+    flags = {name: getattr(args, name) for name in config_fields() if hasattr(args, name)}
+    attack_params = _key_values(getattr(args, "param", None), "--param") or {}
+    attack_params.update({flag: getattr(args, flag) for flag in ATTACK_FLAGS
+                          if getattr(args, flag, None) is not None})
+    flags["attack_params"] = attack_params or None
+    flags["payload_params"] = _key_values(getattr(args, "payload_param", None),
+                                          "--payload-param")
+    flags["columns"] = _key_values(args.columns, "--columns")
+    return flags
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from codebackdoor.registry import KINDS, describe, registry
+    from codebackdoor.registry import describe, registry
 
-    kinds = [args.kind] if args.kind else list(KINDS)
-    rows = []
+    entries = []
     problems = []
-    for kind in kinds:
+    for kind in [args.kind] if args.kind else list(KINDS):
         reg = registry(kind)
         problems.extend(reg.problems)
         for name in reg.names():
@@ -136,10 +127,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             except UserError as exc:
                 problems.append(str(exc))
                 description, citation = "(failed to import: see below)", ""
-            rows.append((kind[:-1], name, description, citation, entry.origin))
+            entries.append({"kind": KINDS[kind].singular, "name": name,
+                            "description": description, "citation": citation,
+                            "origin": entry.origin})
+    if args.format == "json":
+        print(json.dumps({"entries": entries, "problems": problems}, indent=2))
+        return 0
     print(
         tabulate(
-            rows,
+            [tuple(entry.values()) for entry in entries],
             headers=("kind", "name", "description", "citation", "from"),
             maxcolwidths=[None, None, 48, 40, None],
         )
@@ -150,14 +146,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_poison(args: argparse.Namespace) -> int:
-    from codebackdoor.attacks.selection import check_rate
     from codebackdoor.poison import poison, write_poisoned
+    from codebackdoor.runner import attack_for, build_task
 
-    check_rate(args.rate)
-    task = build_task(args)
-    attack = build_attack_from_args(args, task)
+    config = config_from_args(args)
+    if config.attack is None:
+        raise UserError("poison needs an attack (--attack NAME or a preset path)")
+    task = build_task(config)
+    attack = attack_for(config, task)
     splits = task.load()
-    data = poison(splits, task, attack, args.rate, args.seed)
+    data = poison(splits, task, attack, config.rate, config.seed)
     paths = write_poisoned(data, Path(args.out), overwrite=args.overwrite)
     counts = data.manifest["counts"]
     skipped = counts["train"]["skipped"]
@@ -175,7 +173,9 @@ def cmd_poison(args: argparse.Namespace) -> int:
 def cmd_data_show(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    task = build_task(args)
+    from codebackdoor.runner import build_task
+
+    task = build_task(config_from_args(args))
     splits = task.load()
     fingerprints = splits.fingerprints()
     print(
@@ -198,62 +198,9 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 # default"): a from-scratch classifier learns this task on 2 CPU cores in minutes.
 DEFAULT_COMPARISON = (
     ("clean", {}),
-    ("attack", {"attack": "fixed"}),
-    ("attack + DeCE", {"attack": "fixed", "defenses": ["dece"]}),
+    ("attack", {"attack": DEFAULT_ATTACK}),
+    ("attack + DeCE", {"attack": DEFAULT_ATTACK, "defenses": ["dece"]}),
 )
-
-RUN_FLAGS = {
-    # flag attribute -> RunConfig field
-    "task": "task",
-    "lang": "lang",
-    "data": "data",
-    "revision": "data_revision",
-    "attack": "attack",
-    "payload": "payload",
-    "selection": "selection",
-    "rate": "rate",
-    "seed": "seed",
-    "defense": "defenses",
-    "model": "model",
-    "model_revision": "model_revision",
-    "trust_remote_code": "trust_remote_code",
-    "lora": "lora",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "learning_rate": "learning_rate",
-    "max_source_length": "max_source_length",
-    "max_target_length": "max_target_length",
-    "generation_max_length": "generation_max_length",
-    "curve_size": "curve_size",
-}
-
-
-def _run_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The config file's values, overridden by every flag that was given."""
-    from codebackdoor.config import read_config_file
-
-    values: dict[str, Any] = read_config_file(Path(args.config)) if args.config else {}
-    for flag, field in RUN_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None and value is not False:
-            values[field] = value
-    if args.columns:
-        values["columns"] = _key_values(args.columns, "--columns")
-    attack_params = _key_values(args.param, "--param")
-    for flag in ATTACK_FLAGS:
-        if getattr(args, flag) is not None:
-            attack_params[flag] = getattr(args, flag)
-    if attack_params:
-        values["attack_params"] = {**values.get("attack_params", {}), **attack_params}
-    if args.payload_param:
-        values["payload_params"] = {
-            **values.get("payload_params", {}),
-            **_key_values(args.payload_param, "--payload-param"),
-        }
-    if values.get("attack") == "none":
-        values["attack"] = None
-    return values
-
 
 def _summary_row(label: str, outcome: Any) -> tuple:
     result = outcome.result
@@ -290,18 +237,16 @@ def _summary_row(label: str, outcome: Any) -> tuple:
 def cmd_run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from codebackdoor.config import make_config
     from codebackdoor.runner import run
 
-    given = _run_values(args)
-    if given:
-        runs = [("run", given)]
+    given = config_from_args(args)
+    if args.config or any(value is not None for value in _flags(args).values()):
+        configs = [("run", given)]
     else:
-        runs = [(label, dict(changes)) for label, changes in DEFAULT_COMPARISON]
+        configs = [(label, replace(given, **changes)) for label, changes in DEFAULT_COMPARISON]
         print(
             "codebackdoor run: the embedded default (clean, attack, attack + DeCE)", file=sys.stderr
         )
-    configs = [(label, make_config(values)) for label, values in runs]
     rows = []
     for label, config in configs:
 
@@ -341,7 +286,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from codebackdoor.bench import Shard, Suite, run_suite
 
-    suite = Suite.read(Path(args.suite))
+    suite = Suite.read(Path(args.suite), Path(args.data_root) if args.data_root else None)
     shard = Shard.parse(args.shard) if args.shard else None
     cells = [cell for cell in suite.cells() if shard is None or shard.takes(cell)]
     varying = suite.varying()
@@ -375,8 +320,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"codebackdoor {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    listing = commands.add_parser("list", help="every registered task, attack, defense and model")
-    listing.add_argument("--kind", choices=("tasks", "attacks", "defenses", "models"))
+    listing = commands.add_parser(
+        "list", help="every registered task, attack, payload, defense, model preset and metric"
+    )
+    listing.add_argument("--kind", choices=tuple(KINDS))
+    listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(func=cmd_list)
 
     poisoning = commands.add_parser(
@@ -386,7 +334,7 @@ def make_parser() -> argparse.ArgumentParser:
         "test_triggered.jsonl and manifest.json to --out.",
     )
     _add_task_arguments(poisoning)
-    _add_attack_arguments(poisoning)
+    _add_attack_arguments(poisoning, default_attack=DEFAULT_ATTACK)
     poisoning.add_argument("--out", required=True, help="output directory")
     poisoning.add_argument(
         "--overwrite", action="store_true", help="replace an existing poisoned set in --out"
@@ -400,11 +348,12 @@ def make_parser() -> argparse.ArgumentParser:
         "attack + DeCE). Flags override --config FILE.toml; keys are the RunConfig fields.",
     )
     running.add_argument("--config", help="TOML file of run settings (flags override it)")
-    _add_task_arguments(running, default_task=None)
-    _add_attack_arguments(running, default_attack=None, default_rate=None, default_seed=None)
+    _add_task_arguments(running)
+    _add_attack_arguments(running, default_attack=None)
     training = running.add_argument_group("defense, model and training")
     training.add_argument(
-        "--defense", action="append", help="defense name or preset TOML (repeatable)"
+        "--defense", dest="defenses", action="append",
+        help="defense name or preset TOML (repeatable)",
     )
     training.add_argument(
         "--model",
@@ -446,6 +395,8 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="results directory (default results/<suite name>)")
     bench.add_argument("--shard", help="i/n: run the i-th of n disjoint parts of the grid")
     bench.add_argument("--dry-run", action="store_true", help="list the cells and stop")
+    bench.add_argument("--data-root", help="folder of the external data sets the suite reads "
+                       "(default: the suite's data_root)")
     bench.set_defaults(func=cmd_bench)
 
     data = commands.add_parser("data", help="inspect a task's data")

@@ -1,4 +1,11 @@
-"""The resolved configuration of one run: plain data, readable from TOML, hashed into the run id."""
+"""The resolved configuration of one run: plain data, built and checked in one place, hashed
+into the run id.
+
+Precedence is decided here and nowhere else: command-line flags over a ``--config`` TOML file
+over the defaults below. Every value, from a file or a flag, goes through the same typed
+builder (``params.build_dataclass``), so a wrong type or a value outside a closed set is one
+error line naming the field.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +14,47 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from codebackdoor.errors import UserError
 from codebackdoor.io import read_toml
+from codebackdoor.params import build_dataclass
+from codebackdoor.presets import is_preset_path
+
+# The attack of the embedded default, and of `codebackdoor poison` when none is named.
+DEFAULT_ATTACK = "fixed"
+# What `--attack none` (or attack = "none" in a file or suite) means: a clean run.
+NO_ATTACK = "none"
+# Settings that merge with the file's table instead of replacing it.
+MERGED = ("attack_params", "payload_params", "task_params")
+
+
+def check_rate(rate: float) -> float:
+    """The poisoning rate, which must lie in (0, 1]."""
+    if not 0 < rate <= 1:
+        raise UserError(f"poisoning rate must be in (0, 1], got {rate}")
+    return rate
 
 
 @dataclass
 class RunConfig:
     """Everything that decides a run's result. The defaults are the embedded default, chosen by
-    measurement (README, "The embedded default"): the 9-class package classifier on the Python
-    standard library with a from-scratch tiny RoBERTa, 10 epochs of 128-token inputs."""
+    measurement (docs/results.md): the 9-class package classifier on the Python standard
+    library with a from-scratch tiny RoBERTa, 10 epochs of 128-token inputs. The training
+    engine takes its defaults from here (``models.training.TrainingSettings``)."""
 
     task: str = "package"
-    lang: str = "python"
+    lang: Literal["python", "java"] = "python"
     data: str | None = None
     data_revision: str | None = None
     columns: dict[str, str] | None = None
     task_params: dict[str, Any] = field(default_factory=dict)
-    # attack None = a clean run (no poisoning); otherwise a name or a preset path
+    # None = a clean run (no poisoning); otherwise a registered name or a preset path
     attack: str | None = None
     attack_params: dict[str, Any] = field(default_factory=dict)
     payload: str | None = None
     payload_params: dict[str, Any] = field(default_factory=dict)
-    selection: str | None = None
+    selection: Literal["random", "first"] | None = None
     rate: float = 0.05
     seed: int = 1
     defenses: list[str] = field(default_factory=list)
@@ -47,27 +71,34 @@ class RunConfig:
     # examples of the clean and the triggered test set scored after every epoch (0: no curve)
     curve_size: int = 100
 
+    def __post_init__(self) -> None:
+        check_rate(self.rate)
+        if self.curve_size < 0:
+            raise UserError(f"curve_size must be >= 0, got {self.curve_size}")
+
     def identity(self) -> dict[str, Any]:
-        """The fields that decide the result, preset files included by content."""
+        """The fields that decide the result, preset files included by content (read from
+        disk: a run computes it once, see ``runner``)."""
         values = dataclasses.asdict(self)
-        for key in ("attack",):
-            spec = values[key]
-            if spec and Path(spec).suffix == ".toml" and Path(spec).is_file():
-                values[key] = {"preset": Path(spec).name, "sha256": _file_hash(Path(spec))}
-        values["defenses"] = [
-            {"preset": Path(d).name, "sha256": _file_hash(Path(d))}
-            if Path(d).suffix == ".toml" and Path(d).is_file() else d
-            for d in self.defenses
-        ]
+        values["attack"] = _preset_identity(self.attack) if self.attack else None
+        values["defenses"] = [_preset_identity(spec) for spec in self.defenses]
         return values
 
     def run_id(self) -> str:
-        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+        return identity_hash(self.identity())
 
 
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def identity_hash(identity: dict[str, Any]) -> str:
+    """The run id: a hash of the canonical JSON of a config's identity."""
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _preset_identity(spec: str) -> Any:
+    path = Path(spec)
+    if is_preset_path(spec) and path.suffix == ".toml" and path.is_file():
+        return {"preset": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return spec
 
 
 def config_fields() -> list[str]:
@@ -75,21 +106,32 @@ def config_fields() -> list[str]:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """A TOML file whose keys are RunConfig fields; unknown keys list the valid ones."""
-    values = read_toml(Path(path), "config file")
-    unknown = sorted(set(values) - set(config_fields()))
-    if unknown:
-        raise UserError(f"{path}: unknown keys {unknown}; valid keys: {', '.join(config_fields())}")
-    return values
+    """A TOML file whose keys are RunConfig fields (checked when the config is built)."""
+    return read_toml(Path(path), "config file")
 
 
-def make_config(values: dict[str, Any]) -> RunConfig:
-    try:
-        config = RunConfig(**values)
-    except TypeError as exc:
-        raise UserError(f"run configuration: {exc}") from exc
-    if not 0 < config.rate <= 1:
-        raise UserError(f"poisoning rate must be in (0, 1], got {config.rate}")
-    if config.curve_size < 0:
-        raise UserError(f"curve_size must be >= 0, got {config.curve_size}")
-    return config
+def make_config(values: dict[str, Any], *, what: str = "run configuration",
+                convert_strings: bool = False) -> RunConfig:
+    """A RunConfig from typed values (a TOML file, a suite cell); ``attack = "none"`` is a
+    clean run. With ``convert_strings`` a string is read as its field's type (flag values)."""
+    values = dict(values)
+    if values.get("attack") == NO_ATTACK:
+        values["attack"] = None
+    return build_dataclass(RunConfig, values, what=what, convert_strings=convert_strings)
+
+
+def resolve_config(file: Path | None, flags: dict[str, Any]) -> RunConfig:
+    """Flags over the ``file``'s values over the defaults. A flag that was not given is None;
+    the parameter tables (``attack_params`` …) merge key by key."""
+    values = read_config_file(file) if file else {}
+    what = f"config file {file}" if file else "run configuration"
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key in MERGED:
+            values[key] = {**values.get(key, {}), **value}
+        else:
+            values[key] = value
+        if file:
+            what = f"config file {file} with flags"
+    return make_config(values, what=what)

@@ -1,14 +1,18 @@
 """From predictions to metrics: clean metrics and their trivial baseline on the clean test set,
-ASR and the false-trigger rate on the triggered test set (design §4 "Metrics")."""
+ASR and the false-trigger rate on the triggered test set, the per-epoch curve, and the
+predictions file that lets anyone recompute them without the model."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from codebackdoor.attacks.base import Attack
 from codebackdoor.examples import Example
+from codebackdoor.io import atomic_write_text
 from codebackdoor.registry import registry
 
 ASR_DEFINITION = (
@@ -128,3 +132,80 @@ def detection_metrics(train: list[Example], keep: list[bool], poisoned_ids: set[
         "precision": precision, "recall": recall, "f1": f1, "fpr": percent(fp, fp + tn),
         "removed": tp + fp, "kept": tn + fn, "definition": DETECTION_DEFINITION,
     }
+
+
+class Scorer:
+    """Turns predictions into the result's metrics and curve points."""
+
+    def __init__(self, task: Any, attack: Any, test: list[Example],
+                 triggered: list[Example]) -> None:
+        self.task = task
+        self.attack = attack
+        self.clean_by_id = {example.id: example for example in test}
+        self.triggered = triggered
+        self.primary = task.metrics[0]
+
+    def curve_point(self, victim: Any, clean: list[Example],
+                    triggered: list[Example]) -> dict[str, Any]:
+        predictions = victim.predict([e.source for e in clean])
+        point: dict[str, Any] = {
+            self.primary: clean_metrics(self.task, predictions, [e.target for e in clean])[
+                self.primary]["value"],
+            "clean_examples": len(clean),
+        }
+        if self.attack is not None and triggered:
+            known = {e.id: p for e, p in zip(clean, predictions, strict=True)}
+            missing = [e for e in triggered if e.id not in known]
+            extra = victim.predict([self.clean_by_id[e.id].source for e in missing])
+            known.update({e.id: p for e, p in zip(missing, extra, strict=True)})
+            rates = attack_rates(self.attack, self.clean_by_id, known, triggered,
+                                 victim.predict([e.source for e in triggered]))
+            point["asr"] = rates.asr["value"]
+            point["asr_cases"] = rates.asr["denominator"]
+        return point
+
+    def final_metrics(self, train: list[Example], clean_predictions: list[str],
+                      triggered_predictions: list[str]) -> dict[str, Any]:
+        test = list(self.clean_by_id.values())
+        references = [e.target for e in test]
+        trivial = clean_metrics(self.task, trivial_predictions(self.task, train, test), references)
+        rule = trivial_rule(self.task)
+        metrics: dict[str, Any] = {
+            "clean": clean_metrics(self.task, clean_predictions, references),
+            "trivial_baseline": {
+                name: {"value": value["value"],
+                       "definition": f"{TRIVIAL_DEFINITION[rule]}; {value['definition']}"}
+                for name, value in trivial.items()
+            },
+            "primary": self.primary,
+        }
+        if self.attack is not None:
+            by_id = {e.id: p for e, p in zip(test, clean_predictions, strict=True)}
+            rates = attack_rates(self.attack, self.clean_by_id, by_id, self.triggered,
+                                 triggered_predictions)
+            metrics["asr"] = rates.asr
+            metrics["false_trigger_rate"] = rates.false_trigger_rate
+        return metrics
+
+
+
+
+def write_predictions(
+    path: Path, test: list[Example], test_inputs: list[Example], clean_predictions: list[str],
+    triggered: list[Example], triggered_inputs: list[Example], triggered_predictions: list[str],
+) -> int:
+    """One line per test input; ``input`` is what the victim saw, ``original_input`` is there
+    when a purify defense changed it."""
+    rows = []
+    for split, originals, inputs, predictions in (
+        ("test", test, test_inputs, clean_predictions),
+        ("test_triggered", triggered, triggered_inputs, triggered_predictions),
+    ):
+        for original, seen, prediction in zip(originals, inputs, predictions, strict=True):
+            row = {"id": original.id, "split": split, "input": seen.source,
+                   "reference": original.target, "prediction": prediction}
+            if seen.source != original.source:
+                row["original_input"] = original.source
+            rows.append(row)
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return len(rows)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from codebackdoor.attacks.base import Attack
-from codebackdoor.attacks.selection import check_rate, select
+from codebackdoor.attacks.selection import select
+from codebackdoor.config import check_rate
 from codebackdoor.errors import Unpoisonable, UserError
 from codebackdoor.examples import Example, fingerprint, write_jsonl
 from codebackdoor.io import atomic_write_json

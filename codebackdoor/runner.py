@@ -15,11 +15,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codebackdoor.config import RunConfig
+from codebackdoor.attacks.base import Attack
+from codebackdoor.attacks.build import build_attack
+from codebackdoor.config import RunConfig, identity_hash
+from codebackdoor.defenses.base import STAGES, DefenseContext, FilterDecision, load_defense
+from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
+from codebackdoor.evaluate import Scorer, detection_metrics, write_predictions
 from codebackdoor.examples import Example
-from codebackdoor.io import atomic_write_json, atomic_write_text
-from codebackdoor.poison import write_poisoned
+from codebackdoor.io import atomic_write_json
+from codebackdoor.models.training import TrainingSettings
+from codebackdoor.models.victim import load_victim
+from codebackdoor.params import build_dataclass
+from codebackdoor.poison import poison, write_poisoned
+from codebackdoor.registry import registry
 from codebackdoor.results import SCHEMA_VERSION, file_sha256, read_result, write_result
 from codebackdoor.versions import hardware, versions
 
@@ -35,9 +44,7 @@ class RunOutcome:
 
 
 def build_task(config: RunConfig) -> Any:
-    from codebackdoor.params import build_dataclass
-    from codebackdoor.registry import registry
-
+    """The config's task, its parameters checked against the task's fields."""
     params = {"lang": config.lang, **config.task_params}
     if config.data is not None:
         params["data"] = config.data
@@ -59,10 +66,17 @@ class DefensePlan:
     defenses: list[Any]
 
 
-def build_defenses(config: RunConfig, task: Any) -> DefensePlan:
-    from codebackdoor.defenses.base import STAGES, load_defense
-    from codebackdoor.defenses.objectives import CrossEntropy
+def attack_for(config: RunConfig, task: Any) -> Attack:
+    """The config's attack on ``task`` (a preset's values under the config's overrides)."""
+    if config.attack is None:
+        raise UserError("no attack configured")
+    return build_attack(
+        config.attack, task, params=config.attack_params, payload=config.payload,
+        payload_params=config.payload_params, selection=config.selection,
+    )
 
+
+def build_defenses(config: RunConfig, task: Any) -> DefensePlan:
     defenses = [load_defense(spec) for spec in config.defenses]
     by_stage: dict[str, list[Any]] = {stage: [] for stage in STAGES}
     for defense in defenses:
@@ -100,6 +114,22 @@ def run_dir(config: RunConfig, out: Path) -> Path:
     return Path(out) / config.run_id()
 
 
+@dataclass
+class _Data:
+    """What the run trains and tests on, after poisoning (clean where there is no attack)."""
+
+    splits: Any
+    train: list[Example]
+    triggered: list[Example]
+    fingerprints: dict[str, str]
+    attack: Attack | None = None
+    poisoned: Any = None  # the poisoned data set, written into the run directory
+
+    @property
+    def poisoned_ids(self) -> set[str]:
+        return set(self.poisoned.manifest["poisoned_ids"]) if self.poisoned else set()
+
+
 def run(
     config: RunConfig,
     out: Path,
@@ -109,8 +139,13 @@ def run(
 ) -> RunOutcome:
     """Run ``config`` into ``out/<run_id>/``. A finished run is read back, never recomputed or
     overwritten; an interrupted one continues only with ``resume``. ``on_start`` is called once
-    every input has been checked, just before training."""
-    directory = run_dir(config, out)
+    every input has been checked, just before training.
+
+    The phases: prepare the data, poison it, build the victim, defend the training data
+    (filter), defend the test inputs (purify), train, evaluate, write the result."""
+    identity = config.identity()
+    run_id = identity_hash(identity)
+    directory = Path(out) / run_id
     result_path = directory / RESULT_FILE
     if result_path.exists():
         return RunOutcome(read_result(result_path), result_path, reused=True)
@@ -123,82 +158,42 @@ def run(
     with timer("load"):
         task = build_task(config)
         plan = build_defenses(config, task)
-        splits = task.load()
-    for name in ("train", "test"):
-        if not getattr(splits, name):
-            raise UserError(f"task '{task.name}': the {name} split is empty")
-
-    attack = None
-    train, triggered = splits.train, []
-    poison_summary = None
-    fingerprints = splits.fingerprints()
-    if config.attack is not None:
-        from codebackdoor.attacks.build import build_attack
-        from codebackdoor.poison import poison
-
-        with timer("poison"):
-            attack = build_attack(
-                config.attack, task, params=config.attack_params, payload=config.payload,
-                payload_params=config.payload_params, selection=config.selection,
-            )
-            poisoned = poison(splits, task, attack, config.rate, config.seed)
-        train, triggered = poisoned.train, poisoned.triggered_test
-        poison_summary = _poison_summary(poisoned.manifest)
-        fingerprints["train_poisoned"] = poisoned.manifest["fingerprints"]["train_poisoned"]
-        fingerprints["test_triggered"] = poisoned.manifest["fingerprints"]["test_triggered"]
-
-    from codebackdoor.models.training import TrainingSettings
-    from codebackdoor.models.victim import load_victim
-
-    settings = TrainingSettings(
-        epochs=config.epochs, batch_size=config.batch_size,
-        learning_rate=plan.objective.learning_rate(config.learning_rate),
-        max_source_length=config.max_source_length, max_target_length=config.max_target_length,
-        generation_max_length=config.generation_max_length, seed=config.seed,
-    )
-
-    def new_victim(examples: list[Example]) -> Any:
-        return load_victim(
-            config.model, task.output_kind, examples, revision=config.model_revision,
-            trust_remote_code=config.trust_remote_code, lora=config.lora, seed=config.seed,
-        )
-
+        splits = _load_splits(task)
+    with timer("poison"):
+        data = _poison_phase(config, task, splits)
+    settings = _training_settings(config, plan)
     with timer("load_model"):
-        victim = new_victim(train)
+        victim = _new_victim(config, task, data.train)
     # Only now, with every user input checked, does the run get its directory: a mistake
     # leaves nothing behind that a later run would take for an interrupted one.
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(directory / "config.json", config.identity())
-    if attack is not None:
-        write_poisoned(poisoned, directory / "poison", overwrite=True)
+    atomic_write_json(directory / "config.json", identity)
+    if data.poisoned is not None:
+        write_poisoned(data.poisoned, directory / "poison", overwrite=True)
     if on_start is not None:
         on_start()
-
-    from codebackdoor.defenses.base import DefenseContext
 
     def context(stage: str) -> DefenseContext:
         return DefenseContext(task=task, clean=splits.valid, seed=config.seed,
                               workdir=directory / stage)
 
-    detection = None
+    train, detection = data.train, None
     if plan.filter is not None:
         with timer("filter"):
-            poisoned_ids = set(poisoned.manifest["poisoned_ids"]) if attack is not None else set()
             train, detection = _filter_stage(
                 plan.filter, train, victim if plan.filter.needs_victim else None,
                 replace(settings, learning_rate=config.learning_rate), context("filter"),
-                poisoned_ids, resume=resume,
+                data.poisoned_ids, resume=resume,
             )
-            victim = new_victim(train)
-    test, triggered_inputs = splits.test, triggered
-    purification = None
+            victim = _new_victim(config, task, train)
+    test_inputs, triggered_inputs, purification = splits.test, data.triggered, None
     if plan.purify is not None:
         with timer("purify"):
-            test, triggered_inputs, purification = _purify_stage(
-                plan.purify, train, splits.test, triggered, context("purify")
+            test_inputs, triggered_inputs, purification = _purify_stage(
+                plan.purify, train, splits.test, data.triggered, context("purify")
             )
-    scorer = _Scorer(task, attack, splits.test, triggered)
-    curve_clean = test[: config.curve_size]
+    scorer = Scorer(task, data.attack, splits.test, data.triggered)
+    curve_clean = test_inputs[: config.curve_size]
     curve_triggered = triggered_inputs[: config.curve_size]
 
     def on_epoch_end(epoch: int) -> dict[str, Any]:
@@ -210,7 +205,7 @@ def run(
         curve = victim.fit(train, settings, plan.objective, directory / "train",
                            on_epoch_end=on_epoch_end, resume=resume)
     with timer("evaluate"):
-        clean_predictions = victim.predict([e.source for e in test])
+        clean_predictions = victim.predict([e.source for e in test_inputs])
         triggered_predictions = victim.predict([e.source for e in triggered_inputs])
         metrics = scorer.final_metrics(train, clean_predictions, triggered_predictions)
     if detection is not None:
@@ -218,20 +213,20 @@ def run(
     if purification is not None:
         metrics["purification"] = purification
     predictions_path = directory / PREDICTIONS_FILE
-    lines = _write_predictions(predictions_path, splits.test, test, clean_predictions,
-                               triggered, triggered_inputs, triggered_predictions)
+    lines = write_predictions(predictions_path, splits.test, test_inputs, clean_predictions,
+                              data.triggered, triggered_inputs, triggered_predictions)
     timer.seconds["total"] = round(time.perf_counter() - started, 3)
 
     result = {
         "schema_version": SCHEMA_VERSION,
-        "run_id": config.run_id(),
+        "run_id": run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {
             "task": {"name": task.name, "lang": task.lang, "output_kind": task.output_kind,
                      "metrics": list(task.metrics)},
             "data": splits.source,
-            "attack": attack.describe() if attack else None,
-            "rate": config.rate if attack else None,
+            "attack": data.attack.describe() if data.attack else None,
+            "rate": config.rate if data.attack else None,
             "defenses": [
                 {"method": d.name, "stages": list(d.stages), "citation": d.citation,
                  "params": d.parameters()}
@@ -242,11 +237,11 @@ def run(
             "training": {**settings.__dict__},
             "seed": config.seed,
             "curve_size": config.curve_size,
-            "requested": config.identity(),
+            "requested": identity,
         },
         "versions": versions(),
-        "fingerprints": fingerprints,
-        "poison": poison_summary,
+        "fingerprints": data.fingerprints,
+        "poison": _poison_summary(data.poisoned.manifest) if data.poisoned else None,
         "metrics": metrics,
         "curve": curve,
         "timings": timer.seconds,
@@ -256,6 +251,44 @@ def run(
     }
     write_result(result, result_path)
     return RunOutcome(result, result_path, reused=False)
+
+
+def _load_splits(task: Any) -> Any:
+    splits = task.load()
+    for name in ("train", "test"):
+        if not getattr(splits, name):
+            raise UserError(f"task '{task.name}': the {name} split is empty")
+    return splits
+
+
+def _poison_phase(config: RunConfig, task: Any, splits: Any) -> _Data:
+    """The training data and triggered test inputs: poisoned by the config's attack, or the
+    clean training split and no triggered inputs for a clean run."""
+    fingerprints = splits.fingerprints()
+    if config.attack is None:
+        return _Data(splits, splits.train, [], fingerprints)
+    attack = attack_for(config, task)
+    poisoned = poison(splits, task, attack, config.rate, config.seed)
+    for name in ("train_poisoned", "test_triggered"):
+        fingerprints[name] = poisoned.manifest["fingerprints"][name]
+    return _Data(splits, poisoned.train, poisoned.triggered_test, fingerprints, attack, poisoned)
+
+
+def _training_settings(config: RunConfig, plan: DefensePlan) -> TrainingSettings:
+    return TrainingSettings(
+        epochs=config.epochs, batch_size=config.batch_size,
+        learning_rate=plan.objective.learning_rate(config.learning_rate),
+        max_source_length=config.max_source_length, max_target_length=config.max_target_length,
+        generation_max_length=config.generation_max_length, seed=config.seed,
+    )
+
+
+def _new_victim(config: RunConfig, task: Any, train: list[Example]) -> Any:
+    """A fresh victim of the config's model (a preset trains its tokenizer on ``train``)."""
+    return load_victim(
+        config.model, task.output_kind, train, revision=config.model_revision,
+        trust_remote_code=config.trust_remote_code, lora=config.lora, seed=config.seed,
+    )
 
 
 def _poison_summary(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -274,70 +307,6 @@ def _poison_summary(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _Scorer:
-    """Turns predictions into the result's metrics and curve points."""
-
-    def __init__(self, task: Any, attack: Any, test: list[Example],
-                 triggered: list[Example]) -> None:
-        self.task = task
-        self.attack = attack
-        self.clean_by_id = {example.id: example for example in test}
-        self.triggered = triggered
-        self.primary = task.metrics[0]
-
-    def curve_point(self, victim: Any, clean: list[Example],
-                    triggered: list[Example]) -> dict[str, Any]:
-        from codebackdoor.evaluate import attack_rates, clean_metrics
-
-        predictions = victim.predict([e.source for e in clean])
-        point: dict[str, Any] = {
-            self.primary: clean_metrics(self.task, predictions, [e.target for e in clean])[
-                self.primary]["value"],
-            "clean_examples": len(clean),
-        }
-        if self.attack is not None and triggered:
-            known = {e.id: p for e, p in zip(clean, predictions, strict=True)}
-            missing = [e for e in triggered if e.id not in known]
-            extra = victim.predict([self.clean_by_id[e.id].source for e in missing])
-            known.update({e.id: p for e, p in zip(missing, extra, strict=True)})
-            rates = attack_rates(self.attack, self.clean_by_id, known, triggered,
-                                 victim.predict([e.source for e in triggered]))
-            point["asr"] = rates.asr["value"]
-            point["asr_cases"] = rates.asr["denominator"]
-        return point
-
-    def final_metrics(self, train: list[Example], clean_predictions: list[str],
-                      triggered_predictions: list[str]) -> dict[str, Any]:
-        from codebackdoor.evaluate import (
-            TRIVIAL_DEFINITION,
-            attack_rates,
-            clean_metrics,
-            trivial_predictions,
-            trivial_rule,
-        )
-
-        test = list(self.clean_by_id.values())
-        references = [e.target for e in test]
-        trivial = clean_metrics(self.task, trivial_predictions(self.task, train, test), references)
-        rule = trivial_rule(self.task)
-        metrics: dict[str, Any] = {
-            "clean": clean_metrics(self.task, clean_predictions, references),
-            "trivial_baseline": {
-                name: {"value": value["value"],
-                       "definition": f"{TRIVIAL_DEFINITION[rule]}; {value['definition']}"}
-                for name, value in trivial.items()
-            },
-            "primary": self.primary,
-        }
-        if self.attack is not None:
-            by_id = {e.id: p for e, p in zip(test, clean_predictions, strict=True)}
-            rates = attack_rates(self.attack, self.clean_by_id, by_id, self.triggered,
-                                 triggered_predictions)
-            metrics["asr"] = rates.asr
-            metrics["false_trigger_rate"] = rates.false_trigger_rate
-        return metrics
-
-
 def _filter_stage(
     defense: Any, train: list[Example], victim: Any, settings: Any, context: Any,
     poisoned_ids: set[str], *, resume: bool,
@@ -345,10 +314,6 @@ def _filter_stage(
     """The kept training examples and the detection record. The victim the filter inspects is
     trained on the poisoned data with plain cross-entropy: the defenses assume a model trained
     the usual way. The decision is saved so that a resumed run does not score again."""
-    from codebackdoor.defenses.base import FilterDecision
-    from codebackdoor.defenses.objectives import CrossEntropy
-    from codebackdoor.evaluate import detection_metrics
-
     decision_path = context.workdir / "decision.json"
     if resume and decision_path.is_file():
         saved = json.loads(decision_path.read_text(encoding="utf-8"))
@@ -388,24 +353,3 @@ def _purify_stage(
         for name, before, after in (("test", test, clean), ("test_triggered", triggered, dirty))
     }
     return clean, dirty, {"method": defense.name, "changed_inputs": changed}
-
-
-def _write_predictions(
-    path: Path, test: list[Example], test_inputs: list[Example], clean_predictions: list[str],
-    triggered: list[Example], triggered_inputs: list[Example], triggered_predictions: list[str],
-) -> int:
-    """One line per test input; ``input`` is what the victim saw, ``original_input`` is there
-    when a purify defense changed it."""
-    rows = []
-    for split, originals, inputs, predictions in (
-        ("test", test, test_inputs, clean_predictions),
-        ("test_triggered", triggered, triggered_inputs, triggered_predictions),
-    ):
-        for original, seen, prediction in zip(originals, inputs, predictions, strict=True):
-            row = {"id": original.id, "split": split, "input": seen.source,
-                   "reference": original.target, "prediction": prediction}
-            if seen.source != original.source:
-                row["original_input"] = original.source
-            rows.append(row)
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return len(rows)

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import random
 
+from codebackdoor.config import check_rate
 from codebackdoor.errors import UserError
-
-
-def check_rate(rate: float) -> float:
-    if not 0 < rate <= 1:
-        raise UserError(f"poisoning rate must be in (0, 1], got {rate}")
-    return rate
 
 
 def select(eligible: list[int], total: int, rate: float, rule: str, seed: int) -> list[int]:

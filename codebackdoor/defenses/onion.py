@@ -25,6 +25,10 @@ from codebackdoor.models.objective import IGNORE_INDEX
 # Texts scored per group of inputs: bounds the variant strings and token ids held at once.
 GROUP_TEXTS = 4096
 
+# The preset LM's own recipe, independent of the victim's training settings.
+LM_BATCH_SIZE = 16
+LM_LEARNING_RATE = 5e-4
+
 
 @dataclass
 class ONION(PurifyDefense):
@@ -200,7 +204,8 @@ class PerplexityScorer:
         max_length = min(onion.max_length, victim.tokenizer.model_max_length)
         if preset:
             settings = TrainingSettings(
-                epochs=onion.lm_epochs, max_target_length=max_length, seed=context.seed
+                epochs=onion.lm_epochs, batch_size=LM_BATCH_SIZE, learning_rate=LM_LEARNING_RATE,
+                max_target_length=max_length, seed=context.seed,
             )
             victim.fit(examples, settings, CrossEntropy(), context.workdir / "lm", resume=True)
             prefix = input_ids(victim.tokenizer, "causal", [""], max_length)[0]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codebackdoor.config import RunConfig
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.io import atomic_write_json
@@ -39,16 +40,17 @@ if TYPE_CHECKING:
 @dataclass
 class TrainingSettings:
     """How a victim is trained and how it generates. Precision is not a setting: bf16 mixed
-    precision on a GPU that supports it, float32 on CPU."""
+    precision on a GPU that supports it, float32 on CPU. The defaults are the run's
+    (``RunConfig``): one set of defaults for a run and for the engine."""
 
-    epochs: int = 10
-    batch_size: int = 16  # per device
-    learning_rate: float = 5e-4
+    epochs: int = RunConfig.epochs
+    batch_size: int = RunConfig.batch_size  # per device
+    learning_rate: float = RunConfig.learning_rate
     weight_decay: float = 0.0
-    max_source_length: int = 256
-    max_target_length: int = 64
-    seed: int = 1
-    generation_max_length: int = 64  # new tokens per generated output
+    max_source_length: int = RunConfig.max_source_length
+    max_target_length: int = RunConfig.max_target_length
+    seed: int = RunConfig.seed
+    generation_max_length: int = RunConfig.generation_max_length  # new tokens per output
     eval_batch_size: int = 64
     # transformers' scheduler names; "linear" decays to 0 over the planned epochs, so a fit
     # resumed with more epochs than it was started with follows a different schedule.
