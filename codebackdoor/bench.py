@@ -16,9 +16,9 @@ A suite file::
     seed = [1, 2, 3]
 
 In a grid a list is the values to sweep; any other value is fixed for that grid (``defenses``
-is swept only as a list of lists). Preset paths are relative to the suite file; a relative ``data`` folder is relative to
-``data_root`` (a top-level key, itself relative to the suite file), which ``--data-root DIR``
-overrides.
+is swept only as a list of lists). Preset paths are relative to the suite file; a relative
+``data`` folder is relative to ``data_root`` (a top-level key, itself relative to the suite
+file), which ``--data-root DIR`` overrides.
 
 A cell is named by a hash of its values as written, so every machine that expands the same suite
 names its cells alike: ``--shard i/n`` takes the cells whose name falls in residue i-1 modulo n,

@@ -62,6 +62,17 @@ def _checked(raw: Any, hint: Any, name: str, what: str, convert_strings: bool) -
         raise UserError(f"{what}: {name} = {raw!r} is not one of {choices}")
     if origin is tuple and isinstance(raw, (list, tuple)):
         return tuple(raw)
+    if origin in (list, dict):
+        if not isinstance(raw, origin):
+            raise UserError(f"{what}: {name} = {raw!r} must be a {origin.__name__}")
+        args = typing.get_args(hint)
+        if origin is list and args:
+            return [_checked(item, args[0], f"{name}[{i}]", what, convert_strings)
+                    for i, item in enumerate(raw)]
+        if origin is dict and len(args) == 2 and args[1] is not Any:
+            return {key: _checked(value, args[1], f"{name}.{key}", what, convert_strings)
+                    for key, value in raw.items()}
+        return raw
     # bool is an int to Python, but `beta = true` is never the number a user meant.
     is_number = isinstance(raw, (int, float)) and not isinstance(raw, bool)
     if (hint is float and is_number) or (hint is int and is_number and isinstance(raw, int)):
