@@ -194,8 +194,8 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 
 # The embedded default (`codebackdoor run` with no arguments): clean training, the default
-# attack with no defense, and the same with DeCE. Chosen by measurement (README, "Embedded
-# default"): a from-scratch classifier learns this task on 2 CPU cores in minutes.
+# attack with no defense, and the same with DeCE. Chosen by measurement (docs/results.md): a
+# from-scratch classifier learns this task on 2 CPU cores in minutes.
 DEFAULT_COMPARISON = (
     ("clean", {}),
     ("attack", {"attack": DEFAULT_ATTACK}),

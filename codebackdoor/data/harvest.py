@@ -47,9 +47,9 @@ SUMMARY_WORDS = (3, 30)
 BODY_LINES = (3, 60)
 TEST_DIRECTORIES = {"test", "tests", "idle_test"}
 JDK_SRC_ENV = "CODEBACKDOOR_JDK_SRC"
-# The JDK's core library and its SQL, logging and HTTP-client modules: 3,359 files of JDK 17 and
-# about 9,000 kept methods, harvested in 10 s on one idle core. The desktop (AWT/Swing), XML and
-# jdk.* tool modules would more than double that for a first run.
+# The JDK's core library and its SQL, logging and HTTP-client modules: thousands of methods,
+# harvested in seconds. The desktop (AWT/Swing), XML and jdk.* tool modules would more than
+# double a first run's time (docs/performance.md).
 DEFAULT_JDK_MODULES = ("java.base", "java.sql", "java.logging", "java.net.http")
 SCOPE_TYPES = {
     "python": {"class_definition", "function_definition"},

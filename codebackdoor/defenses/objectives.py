@@ -59,9 +59,9 @@ class LabelSmoothing(ObjectiveDefense):
     )
 
     # Szegedy et al. used 0.1. We default to 0.05 because this defense is the baseline that
-    # separates DeCE's two ingredients: with DeCE's own ε = 0.05 (its README usage), the only
-    # difference left is DeCE's blending with the epoch-decayed α, which is what DeCE claims
-    # makes it a defense. Design §9 measured this setting too (it behaved like CE).
+    # separates DeCE's two ingredients: with DeCE's own ε = 0.05 (the usage in DeCE's README),
+    # the only difference left is DeCE's blending with the epoch-decayed α, which is what DeCE
+    # claims makes it a defense.
     epsilon: float = 0.05
 
     def __post_init__(self) -> None:
@@ -86,7 +86,7 @@ class ModerateFitting(ObjectiveDefense):
 
     # Zhu et al. also reduce the trainable parameters and the epochs; the learning rate is
     # the part that applies to every victim unchanged. Ten times lower is the project's
-    # benchmark setting (issue 4), not a value the paper prescribes for every model.
+    # benchmark setting, not a value the paper prescribes for every model.
     learning_rate_factor: float = 0.1
 
     def __post_init__(self) -> None:

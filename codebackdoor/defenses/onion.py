@@ -59,8 +59,8 @@ class ONION(PurifyDefense):
     # LM tokens of one scored text; longer texts are cut (OpenBackdoor cuts at 96). Units past
     # the cut then leave the perplexity unchanged, suspicion 0, and stay.
     max_length: int = 256
-    # Padded tokens per LM forward: bounds the (rows, length, vocabulary) float32 logits, e.g.
-    # 4096 × 50,257 × 4 bytes = 0.8 GB for GPT-2 (twice that with the log-softmax).
+    # Padded tokens per LM forward: bounds the (rows, length, vocabulary) float32 logits, which
+    # with GPT-2's 50,257-word vocabulary take 4 bytes × vocabulary per token.
     batch_tokens: int = 4096
 
     def __post_init__(self) -> None:

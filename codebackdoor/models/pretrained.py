@@ -4,7 +4,7 @@ written beside each one (what it was trained on, how, how long).
 Pretraining writes both; the victim reads them. They live here, below both, so that neither
 imports the other.
 
-The card is JSON so that results and the README can quote it: the corpus fingerprint and its
+The card is JSON so that results and the docs can quote it: the corpus fingerprint and its
 file and token counts, the recipe, steps and tokens seen, the loss curve, the hardware, the
 versions, and the wall time. ``tokens_seen`` counts corpus tokens (steps × batch × block
 length), before T5's span corruption shortens its inputs; ``train_seconds`` adds up every

@@ -78,8 +78,8 @@ def _tiny(preset: PresetSpec) -> PretrainSize:
         batch_size=16,
         learning_rate=1e-3,
         warmup_steps=200,
-        # Tiny T5 trained at 7,600 tokens/s on one torch thread of this 2-core machine while
-        # other jobs loaded it (two threads: 1,100), so 12M tokens take about 26 minutes.
+        # Sized to finish in well under an hour on a 2-core CPU (throughput measured by
+        # benchmarks/perf/pretrain_throughput.py, docs/pretraining.md).
         max_tokens=12_000_000,
         save_steps=200,
         logging_steps=50,
