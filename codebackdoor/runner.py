@@ -217,7 +217,21 @@ def run(
                               data.triggered, triggered_inputs, triggered_predictions)
     timer.seconds["total"] = round(time.perf_counter() - started, 3)
 
-    result = {
+    result = _result_document(
+        run_id, identity, config, task, plan, splits, data, victim, settings, metrics, curve,
+        timer.seconds, predictions_path, lines,
+    )
+    write_result(result, result_path)
+    return RunOutcome(result, result_path, reused=False)
+
+
+def _result_document(
+    run_id: str, identity: dict[str, Any], config: RunConfig, task: Any, plan: DefensePlan,
+    splits: Any, data: _Data, victim: Any, settings: TrainingSettings, metrics: dict[str, Any],
+    curve: list[dict[str, Any]], timings: dict[str, float], predictions_path: Path, lines: int,
+) -> dict[str, Any]:
+    """The result file's content (its schema: codebackdoor/schemas/result.schema.json)."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -244,13 +258,11 @@ def run(
         "poison": _poison_summary(data.poisoned.manifest) if data.poisoned else None,
         "metrics": metrics,
         "curve": curve,
-        "timings": timer.seconds,
+        "timings": timings,
         "hardware": hardware(),
         "predictions": {"path": PREDICTIONS_FILE, "sha256": file_sha256(predictions_path),
                         "lines": lines},
     }
-    write_result(result, result_path)
-    return RunOutcome(result, result_path, reused=False)
 
 
 def _load_splits(task: Any) -> Any:

@@ -34,8 +34,9 @@ from codebackdoor.models.training import (
     step_arguments,
     train_steps,
 )
+from codebackdoor.pretrain.blocks import corpus_tokenizer, token_blocks
 from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus
-from codebackdoor.pretrain.pretraining import collator, corpus_tokenizer, new_model, token_blocks
+from codebackdoor.pretrain.model import collator, new_model
 from codebackdoor.pretrain.sizes import ARCHITECTURES, KINDS, pretrain_size
 
 PACKAGES = ("json", "email", "http", "xml", "asyncio", "concurrent")
