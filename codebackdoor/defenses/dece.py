@@ -33,11 +33,10 @@ PROBABILITY_FLOOR = 1e-7
 
 # Eager blocks hold each temporary under 2**22 float32 (16 MiB): below glibc's 32 MiB mmap
 # threshold, freed temporaries are reused for the next block instead of being unmapped and
-# page-faulted in again. Measured at N = 8192, V = 32,100: 1.06x CE's time with 128-row
-# blocks, 1.96x with 1024-row blocks.
+# page-faulted in again; larger blocks timed slower in benchmarks/perf/dece_loss.py.
 EAGER_BLOCK_ELEMENTS = 2**22
-# Compiled blocks allocate nothing but write the gradient, and fewer calls are faster: 0.53x
-# CE's time with 1024-row blocks, 0.87x with 128-row blocks.
+# Compiled blocks allocate nothing but write the gradient, and fewer calls are faster: smaller
+# blocks timed slower in benchmarks/perf/dece_loss.py.
 COMPILED_BLOCK_ROWS = 1024
 
 Reduction = Literal["mean", "reference"]
@@ -61,21 +60,21 @@ class DeCE(ObjectiveDefense):
         "Backdoor Attacks with Deceptive Cross-Entropy Loss. ACM TOSEM 2026 (arXiv:2407.08956)"
     )
 
-    # The README's usage line; the class's own default (β 0.985) and the other published
-    # settings ship as presets in defenses/.
+    # The usage line of the DeCE authors' README; the class's own default (β 0.985) and the
+    # other published settings ship as presets in defenses/.
     epsilon: float = 0.05
     beta: float = 0.99
-    # DeCE from random initialisation does not learn (design §9): the gold token's share in
-    # the blend dwarfs its predicted probability. Warm-up epochs train with plain CE; the
-    # schedule keeps α = β^epoch with the absolute epoch, so warm-up only replaces epochs.
+    # DeCE from random initialisation does not learn (docs/results.md, Lyra): the gold token's
+    # share in the blend dwarfs its predicted probability. Warm-up epochs train with plain CE;
+    # the schedule keeps α = β^epoch with the absolute epoch, so warm-up only replaces epochs.
     warmup_epochs: int = 0
     # "mean": over non-ignored positions. "reference": the released code's denominator, which
     # also counts ignored positions; only for reproducing its numbers.
     reduction: Reduction = "mean"
-    # Measured on 2 CPU threads (benchmarks/perf/dece_loss.py, N = 8192, V = 32,100/50,257):
-    # compiled 0.3-0.6x CE's time; eager 1.1x on an idle machine but 1.8-4x when other
-    # processes compete for the CPUs, as it runs many more kernels. Compiling costs 5-10 s
-    # once per dtype and vocabulary size. Falls back to eager, with a warning, if it fails.
+    # Compiled is faster than eager, which runs many more kernels and slows down most when
+    # other processes compete for the CPUs (benchmarks/perf/dece_loss.py, docs/performance.md).
+    # Compiling costs seconds once per dtype and vocabulary size. Falls back to eager, with a
+    # warning, if it fails.
     compile: bool = True
 
     def __post_init__(self) -> None:

@@ -91,7 +91,7 @@ def add_leaderboard_command(commands: Any) -> None:
     leaderboard = commands.add_parser(
         "leaderboard", help="merge results, show them, compare with published numbers, HTML",
         description="One row per cell (task, dataset, model, training, attack, rate, defense, "
-        "metric definitions); seeds aggregate as mean ± std with n. See README, Leaderboard.",
+        "metric definitions); seeds aggregate as mean ± std with n. See docs/leaderboard.md.",
     )
     actions = leaderboard.add_subparsers(dest="leaderboard_command", metavar="ACTION",
                                          required=True)
