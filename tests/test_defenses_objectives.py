@@ -114,7 +114,7 @@ def test_an_unknown_name_lists_the_valid_names():
         load_defense("decee")
 
 
-# Each preset against the setting where it is published (design §4, DeCE).
+# Each preset against the setting where it is published (the DeCE authors' README and scripts).
 PUBLISHED = {
     "dece.toml": DeCE(epsilon=0.05, beta=0.99),  # README usage
     "dece-class-default.toml": DeCE(epsilon=0.05, beta=0.985),  # README class defaults

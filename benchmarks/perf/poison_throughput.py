@@ -1,5 +1,5 @@
-"""Harvest and poisoning throughput of the embedded corpora (design §7, issue: >= 5,000
-functions/s per core on Python fixed and grammar).
+"""Harvest and poisoning throughput of the embedded corpora (target: >= 5,000 functions/s per
+core on Python fixed and grammar).
 
 Throughput is functions per CPU-second of this process (time.process_time), so it reads as
 "per core" even on a shared machine. Every figure is also printed as a ratio to a baseline
