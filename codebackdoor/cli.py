@@ -257,8 +257,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"model {config.model}, {config.epochs} epochs",
                 file=sys.stderr,
             )
-            resolved = json.dumps(config.identity(), sort_keys=True)
-            print(f"  resolved config (saved as config.json): {resolved}", file=sys.stderr)
+            if args.verbose:
+                resolved = json.dumps(config.identity(), sort_keys=True)
+                print(f"  resolved config (saved as config.json): {resolved}", file=sys.stderr)
 
         outcome = run(config, Path(args.out), resume=args.resume, on_start=announce)
         rows.append(_summary_row(label, outcome))
@@ -378,6 +379,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--curve-size", type=int, help="test examples scored after every epoch (0: no curve)"
     )
     running.add_argument("--out", default="results", help="results directory (default results)")
+    running.add_argument("--verbose", action="store_true",
+                         help="also print each run's resolved config (it is saved as config.json)")
     running.add_argument(
         "--resume",
         action="store_true",
