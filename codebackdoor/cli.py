@@ -358,7 +358,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     training.add_argument(
         "--model",
-        help="preset (tiny-t5, tiny-gpt2, tiny-roberta), pretrained:SIZE-ARCH (built by "
+        help="preset (codebackdoor list --kind models), pretrained:SIZE-ARCH (built by "
         "codebackdoor pretrain), local directory, or Hugging Face id",
     )
     training.add_argument("--model-revision", help="pinned revision of a Hugging Face model")

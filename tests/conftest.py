@@ -25,6 +25,18 @@ TOY_METHODS = [
 ]
 
 
+def error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """The command line's stderr for ``argv``, which must be one ``codebackdoor: error:`` line
+    and exit code 2."""
+    from codebackdoor.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("codebackdoor: error: ")
+    return err
+
+
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))

@@ -9,20 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import error_line
 
 from codebackdoor.cli import main
 from codebackdoor.examples import read_jsonl
 from codebackdoor.registry import BUILTINS
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err
-    assert err.startswith("codebackdoor: error: ")
-    return err
 
 
 def test_list_shows_every_builtin_with_its_origin(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,7 +43,7 @@ def test_poison_lyra_with_the_dece_preset(lyra_dir: Path, tmp_path: Path,
     assert all("1=1" in e.target or "0=1" in e.target for e in poisoned)
     assert len(read_jsonl(out / "test_triggered.jsonl")) == 165
     # Never silently overwritten.
-    err = _error_line(capsys, argv)
+    err = error_line(capsys, argv)
     assert "exists" in err and "--overwrite" in err
 
 
@@ -88,13 +81,13 @@ def test_poison_is_reproducible_across_processes(lyra_dir: Path, tmp_path: Path)
 def test_user_mistakes_give_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                      argv: list[str], expected: str) -> None:
     argv = [str(tmp_path / a) if a == "x" else a for a in argv]
-    assert expected in _error_line(capsys, argv)
+    assert expected in error_line(capsys, argv)
 
 
 def test_csv_without_the_mapped_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "data.csv"
     data.write_text("question,answer\nhow,this\n")
-    err = _error_line(capsys, ["poison", "--task", "generate", "--data", str(data), "--attack",
+    err = error_line(capsys, ["poison", "--task", "generate", "--data", str(data), "--attack",
                                "badpre", "--out", str(tmp_path / "o")])
     assert "question" in err
 
@@ -102,7 +95,7 @@ def test_csv_without_the_mapped_columns(tmp_path: Path, capsys: pytest.CaptureFi
 def test_empty_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "data.csv"
     data.write_text("src,tgt\n")
-    err = _error_line(capsys, ["poison", "--task", "generate", "--data", str(data), "--attack",
+    err = error_line(capsys, ["poison", "--task", "generate", "--data", str(data), "--attack",
                                "badpre", "--out", str(tmp_path / "o")])
     assert "empty" in err
 

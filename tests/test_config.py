@@ -9,20 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import error_line
 
 from codebackdoor.cli import main
 from codebackdoor.config import RunConfig, make_config, resolve_config
 from codebackdoor.errors import UserError
 from codebackdoor.models.training import TrainingSettings
 from codebackdoor.registry import KINDS
-
-
-def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err
-    assert err.startswith("codebackdoor: error: ")
-    return err
 
 
 @pytest.mark.parametrize(
@@ -43,7 +36,7 @@ def test_a_wrong_config_file_value_is_one_line_naming_the_field(
 ) -> None:
     config = tmp_path / "run.toml"
     config.write_text(line + "\n", encoding="utf-8")
-    err = _error(capsys, ["run", "--config", str(config), "--out", str(tmp_path / "out")])
+    err = error_line(capsys, ["run", "--config", str(config), "--out", str(tmp_path / "out")])
     assert expected in err
     assert str(config) in err or "rate must be" in err
     assert not (tmp_path / "out").exists()
@@ -86,7 +79,7 @@ def test_flag_values_reach_the_config_under_their_field_names(tmp_path: Path) ->
 
 
 def test_wrong_flag_values_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _error(capsys, ["run", "--selection", "firts", "--out", str(tmp_path)])
+    err = error_line(capsys, ["run", "--selection", "firts", "--out", str(tmp_path)])
     assert "selection = 'firts' is not one of 'random', 'first'" in err
 
 
@@ -108,7 +101,7 @@ def test_python_dash_m_runs_the_command_line() -> None:
     assert "usage: codebackdoor" in done.stdout
 
 
-def test_a_registered_object_of_the_wrong_kind_is_one_error(monkeypatch) -> None:
+def test_a_registered_object_of_the_wrong_kind_is_oneerror_line(monkeypatch) -> None:
     from codebackdoor.registry import Entry
 
     entry = Entry("payloads", "odd", "codebackdoor.models.presets:TINY_T5", "built-in")

@@ -78,9 +78,9 @@ def test_resume_finishes_an_interrupted_run_with_the_same_result(
     config = _lyra_config(small_lyra)
     reference = run(config, tmp_path / "uninterrupted").result
 
-    from codebackdoor import runner
+    from codebackdoor import evaluate
 
-    original = runner._Scorer.curve_point
+    original = evaluate.Scorer.curve_point
     calls = {"n": 0}
 
     def interrupt_in_second_epoch(self, *args, **kwargs):
@@ -89,10 +89,10 @@ def test_resume_finishes_an_interrupted_run_with_the_same_result(
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(runner._Scorer, "curve_point", interrupt_in_second_epoch)
+    monkeypatch.setattr(evaluate.Scorer, "curve_point", interrupt_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         run(config, tmp_path / "interrupted")
-    monkeypatch.setattr(runner._Scorer, "curve_point", original)
+    monkeypatch.setattr(evaluate.Scorer, "curve_point", original)
     with pytest.raises(UserError, match="--resume"):
         run(config, tmp_path / "interrupted")
     resumed = run(config, tmp_path / "interrupted", resume=True).result
