@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +21,8 @@ from codebackdoor.config import (
     config_fields,
     resolve_config,
 )
-from codebackdoor.errors import UserError
+from codebackdoor.errors import Stopped, UserError
+from codebackdoor.identity import identity, run_id
 from codebackdoor.registry import KINDS
 
 
@@ -252,13 +255,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         def announce(label: str = label, config: Any = config) -> None:
             print(
-                f"[{label}] run {config.run_id()}: task {config.task} ({config.lang}), "
+                f"[{label}] run {run_id(config)}: task {config.task} ({config.lang}), "
                 f"attack {config.attack or 'none'}, defenses {config.defenses or ['none']}, "
                 f"model {config.model}, {config.epochs} epochs",
                 file=sys.stderr,
             )
             if args.verbose:
-                resolved = json.dumps(config.identity(), sort_keys=True)
+                resolved = json.dumps(identity(config), sort_keys=True)
                 print(f"  resolved config (saved as config.json): {resolved}", file=sys.stderr)
 
         outcome = run(config, Path(args.out), resume=args.resume, on_start=announce)
@@ -292,7 +295,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cells = [cell for cell in suite.cells() if shard is None or shard.takes(cell)]
     varying = suite.varying()
     if args.dry_run:
-        print(tabulate([(cell.name, cell.config.run_id(), cell.label(varying)) for cell in cells],
+        print(tabulate([(cell.name, run_id(cell.config), cell.label(varying)) for cell in cells],
                        headers=("cell", "run id", "settings"), disable_numparse=True))
         print(f"{len(cells)} cells" + (f" in shard {args.shard}" if shard else ""))
         return 0
@@ -417,20 +420,38 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What an interrupted command keeps, and how to go on from there.
+RESUME_HINTS = {
+    "run": "every finished epoch is kept in its checkpoint: run the same command with --resume "
+           "to continue",
+    "bench": "finished cells are kept and the interrupted one resumes from its last epoch "
+             "checkpoint: run the same command again to continue",
+    "pretrain": "the last checkpoint is kept: run the same command with --resume to continue",
+}
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise Stopped("SIGTERM")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return args.func(args)
     except UserError as exc:
         print(f"codebackdoor: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("codebackdoor: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        how = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
+        hint = RESUME_HINTS.get(args.command, "nothing was written half-way")
+        print(f"codebackdoor: interrupted ({how}); {hint}", file=sys.stderr)
+        return 143 if isinstance(stop, Stopped) else 130
     except BrokenPipeError:
         # The reader went away (`... | head`): what it wanted was printed. Point stdout at
         # devnull so that the interpreter's final flush does not raise again.

@@ -1,5 +1,5 @@
 """The resolved configuration of one run: plain data, built and checked in one place, hashed
-into the run id.
+into the run id (``codebackdoor.identity``).
 
 Precedence is decided here and nowhere else: command-line flags over a ``--config`` TOML file
 over the defaults below. Every value, from a file or a flag, goes through the same typed
@@ -10,8 +10,6 @@ error line naming the field.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +17,6 @@ from typing import Any, Literal
 from codebackdoor.errors import UserError
 from codebackdoor.io import read_toml
 from codebackdoor.params import build_dataclass
-from codebackdoor.presets import is_preset_path
 
 # The attack of the embedded default, and of `codebackdoor poison` when none is named.
 DEFAULT_ATTACK = "fixed"
@@ -75,30 +72,6 @@ class RunConfig:
         check_rate(self.rate)
         if self.curve_size < 0:
             raise UserError(f"curve_size must be >= 0, got {self.curve_size}")
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that decide the result, preset files included by content (read from
-        disk: a run computes it once, see ``runner``)."""
-        values = dataclasses.asdict(self)
-        values["attack"] = _preset_identity(self.attack) if self.attack else None
-        values["defenses"] = [_preset_identity(spec) for spec in self.defenses]
-        return values
-
-    def run_id(self) -> str:
-        return identity_hash(self.identity())
-
-
-def identity_hash(identity: dict[str, Any]) -> str:
-    """The run id: a hash of the canonical JSON of a config's identity."""
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
-
-
-def _preset_identity(spec: str) -> Any:
-    path = Path(spec)
-    if is_preset_path(spec) and path.suffix == ".toml" and path.is_file():
-        return {"preset": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return spec
 
 
 def config_fields() -> list[str]:

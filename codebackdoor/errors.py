@@ -11,3 +11,12 @@ class Unpoisonable(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM, as a scheduler sends before a time limit); it
+    ends as Ctrl-C does, after the last complete checkpoint."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name

@@ -17,13 +17,15 @@ from typing import Any
 
 from codebackdoor.attacks.base import Attack
 from codebackdoor.attacks.build import build_attack
-from codebackdoor.config import RunConfig, identity_hash
+from codebackdoor.config import RunConfig
 from codebackdoor.defenses.base import STAGES, DefenseContext, FilterDecision, load_defense
 from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
 from codebackdoor.evaluate import Scorer, detection_metrics, write_predictions
 from codebackdoor.examples import Example
+from codebackdoor.identity import identity, identity_hash, run_id
 from codebackdoor.io import atomic_write_json
+from codebackdoor.locks import exclusive
 from codebackdoor.models.training import TrainingSettings
 from codebackdoor.models.victim import load_victim
 from codebackdoor.params import build_dataclass
@@ -111,7 +113,7 @@ class _Timer:
 
 
 def run_dir(config: RunConfig, out: Path) -> Path:
-    return Path(out) / config.run_id()
+    return Path(out) / run_id(config)
 
 
 @dataclass
@@ -143,9 +145,18 @@ def run(
 
     The phases: prepare the data, poison it, build the victim, defend the training data
     (filter), defend the test inputs (purify), train, evaluate, write the result."""
-    identity = config.identity()
-    run_id = identity_hash(identity)
-    directory = Path(out) / run_id
+    values = identity(config)
+    run_name = identity_hash(values)
+    # One process per run: a second one (two shards started by mistake, a requeued job whose
+    # first copy still runs) is refused instead of training beside it. The lock file sits
+    # beside the run directory, which a run that fails its checks must not leave behind.
+    with exclusive(Path(out) / f".{run_name}.lock", wait=False, what=f"run {run_name}"):
+        return _run(config, values, Path(out) / run_name, resume=resume, on_start=on_start)
+
+
+def _run(config: RunConfig, values: dict[str, Any], directory: Path, *, resume: bool,
+         on_start: Callable[[], None] | None) -> RunOutcome:
+    run_name = directory.name
     result_path = directory / RESULT_FILE
     if result_path.exists():
         return RunOutcome(read_result(result_path), result_path, reused=True)
@@ -167,7 +178,7 @@ def run(
     # Only now, with every user input checked, does the run get its directory: a mistake
     # leaves nothing behind that a later run would take for an interrupted one.
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(directory / "config.json", identity)
+    atomic_write_json(directory / "config.json", values)
     if data.poisoned is not None:
         write_poisoned(data.poisoned, directory / "poison", overwrite=True)
     if on_start is not None:
@@ -218,7 +229,7 @@ def run(
     timer.seconds["total"] = round(time.perf_counter() - started, 3)
 
     result = _result_document(
-        run_id, identity, config, task, plan, splits, data, victim, settings, metrics, curve,
+        run_name, values, config, task, plan, splits, data, victim, settings, metrics, curve,
         timer.seconds, predictions_path, lines,
     )
     write_result(result, result_path)
@@ -226,14 +237,14 @@ def run(
 
 
 def _result_document(
-    run_id: str, identity: dict[str, Any], config: RunConfig, task: Any, plan: DefensePlan,
+    run_name: str, values: dict[str, Any], config: RunConfig, task: Any, plan: DefensePlan,
     splits: Any, data: _Data, victim: Any, settings: TrainingSettings, metrics: dict[str, Any],
     curve: list[dict[str, Any]], timings: dict[str, float], predictions_path: Path, lines: int,
 ) -> dict[str, Any]:
     """The result file's content (its schema: codebackdoor/schemas/result.schema.json)."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
+        "run_id": run_name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {
             "task": {"name": task.name, "lang": task.lang, "output_kind": task.output_kind,
@@ -251,7 +262,7 @@ def _result_document(
             "training": {**settings.__dict__},
             "seed": config.seed,
             "curve_size": config.curve_size,
-            "requested": identity,
+            "requested": values,
         },
         "versions": versions(),
         "fingerprints": data.fingerprints,

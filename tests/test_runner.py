@@ -14,6 +14,7 @@ from conftest import read_csv_rows
 from codebackdoor.config import make_config
 from codebackdoor.defenses.base import FilterDecision, FilterDefense, PurifyDefense
 from codebackdoor.errors import UserError
+from codebackdoor.identity import run_id
 from codebackdoor.results import file_sha256, validation_errors
 from codebackdoor.runner import run
 
@@ -53,7 +54,7 @@ def test_generation_run_writes_a_valid_result(small_lyra: Path, tmp_path: Path) 
     result = outcome.result
     assert not outcome.reused and outcome.path.name == "result.json"
     assert validation_errors(result) == []
-    assert result["run_id"] == config.run_id()
+    assert result["run_id"] == run_id(config)
     assert result["poison"]["poisoned"] == 7  # first rule: 0.1 × 64 rows, all with SQL here
     assert result["config"]["objective"] == "dece"
     assert [point["epoch"] for point in result["curve"]] == [1, 2]
@@ -140,7 +141,7 @@ def test_two_objective_defenses_are_refused(small_lyra: Path, tmp_path: Path) ->
     with pytest.raises(UserError, match="only one defense per stage; the objective stage"):
         run(config, tmp_path)
     # A refused run leaves nothing that a later run would take for an interrupted one.
-    assert not (tmp_path / config.run_id()).exists()
+    assert not (tmp_path / run_id(config)).exists()
 
 
 def test_cli_run_reads_a_config_file_and_flags_override_it(
@@ -221,7 +222,7 @@ def test_filter_stage_removes_what_it_detects_and_scores_detection(
 
 
 def outcome_dir(out: Path, config) -> Path:
-    return out / config.run_id()
+    return out / run_id(config)
 
 
 def test_purify_stage_changes_the_inputs_the_victim_sees(

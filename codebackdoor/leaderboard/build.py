@@ -8,9 +8,8 @@ schema is reported by path and skipped, never merged.
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from codebackdoor.errors import UserError
 from codebackdoor.io import atomic_write_json, read_json
 from codebackdoor.leaderboard.rows import RunRecord, merge, records_of_row
+from codebackdoor.locks import exclusive
 from codebackdoor.results import read_result
 
 LEADERBOARD_VERSION = 1
@@ -82,16 +82,10 @@ def board_records(board: dict[str, Any], path: Path) -> list[RunRecord]:
     return records
 
 
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>.lock`` (blocking until other builders let go)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.with_name(path.name + ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def locked(path: Path) -> AbstractContextManager[None]:
+    """The exclusive lock on ``<path>.lock``, waited for: other builders (cluster shards on a
+    shared file system too) merge one after another."""
+    return exclusive(path.with_name(path.name + ".lock"))
 
 
 def build(paths: Sequence[Path], out: Path) -> BuildReport:

@@ -1,0 +1,76 @@
+"""A run's identity: every value its result depends on, as plain data, and the run id hashed
+from it. Files a config names count by their content: attack and defense presets, the model
+card of a ``pretrained:`` checkpoint, and the files of a local model directory, so that a
+changed file makes a new run instead of reading back the old result."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from codebackdoor.config import RunConfig
+from codebackdoor.models.pretrained import CARD_FILE, PRETRAINED_PREFIX, pretrained_directory
+from codebackdoor.presets import is_preset_path
+
+# A model file larger than this is fingerprinted by its size and its first and last blocks, not
+# read whole: checkpoints of billions of parameters would otherwise cost minutes per run id.
+WHOLE_FILE_BYTES = 64 << 20
+EDGE_BYTES = 4 << 20
+
+
+def identity(config: RunConfig) -> dict[str, Any]:
+    """The fields that decide ``config``'s result, named files included by content."""
+    values = dataclasses.asdict(config)
+    values["attack"] = _preset(config.attack) if config.attack else None
+    values["defenses"] = [_preset(spec) for spec in config.defenses]
+    model = _model(config.model)
+    if model is not None:
+        values["model_files"] = model
+    return values
+
+
+def identity_hash(values: dict[str, Any]) -> str:
+    """The run id: a hash of the canonical JSON of an identity."""
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def run_id(config: RunConfig) -> str:
+    return identity_hash(identity(config))
+
+
+def _preset(spec: str) -> Any:
+    path = Path(spec)
+    if is_preset_path(spec) and path.suffix == ".toml" and path.is_file():
+        return {"preset": path.name, "sha256": _sha256(path.read_bytes())}
+    return spec
+
+
+def _model(spec: str) -> dict[str, Any] | None:
+    """What identifies a model built outside the run: a pretrained checkpoint's card, or a
+    local directory's files; None for presets and hub ids (a hub id's revision is a field)."""
+    if spec.startswith(PRETRAINED_PREFIX):
+        card = pretrained_directory(spec[len(PRETRAINED_PREFIX):]) / CARD_FILE
+        return {"card_sha256": _sha256(card.read_bytes()) if card.is_file() else None}
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        return None
+    return {"files": {item.name: _file_fingerprint(item)
+                      for item in sorted(path.iterdir()) if item.is_file()}}
+
+
+def _file_fingerprint(path: Path) -> str:
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        if size <= WHOLE_FILE_BYTES:
+            return _sha256(handle.read())
+        head = handle.read(EDGE_BYTES)
+        handle.seek(size - EDGE_BYTES)
+        return f"{size}:" + _sha256(head + handle.read(EDGE_BYTES))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
