@@ -105,27 +105,27 @@ def _first_method_name_start(root: tree_sitter.Node) -> int:
 def _groups(tokens: list[ScriptToken]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """Each group as (token texts, identifiers before its first ``=``), in order.
 
-    As in the script, a run still open at the last token is never closed, so not counted, and a
-    ``=`` that opens a run right after another run does not end the identifier list.
+    As in the script, a run still open at the last token is never closed, so not counted.
+    (In the script a ``=`` that opens a run right after another run does not end the list; in
+    Java a ``=`` always follows a token of its own assignment or declaration, so a parse of
+    Java never gives that case.)
     """
     groups = []
     run: list[ScriptToken] = []
-    follows_run = False
     for token in tokens:
         if run and token.owner == run[-1].owner:
             run.append(token)
             continue
         if run:
-            groups.append(_group(run, follows_run))
-        follows_run = bool(run)
+            groups.append(_group(run))
         run = [token] if token.owner else []
     return groups
 
 
-def _group(run: list[ScriptToken], follows_run: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _group(run: list[ScriptToken]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     names: list[str] = []
-    for position, token in enumerate(run):
-        if token.text == "=" and not (position == 0 and follows_run):
+    for token in run:
+        if token.text == "=":
             break
         if token.is_identifier and token.text not in names:
             names.append(token.text)
