@@ -80,7 +80,7 @@ def script_tokens(code: str, lang: str) -> list[ScriptToken]:
                     end=node.end_byte,
                     owner=owner,
                     is_identifier=node.type == "identifier",
-                    is_method_name=node.start_byte == method_name and node.type == "identifier",
+                    is_method_name=node.start_byte == method_name and node.end_byte > method_name,
                 )
             )
             continue
