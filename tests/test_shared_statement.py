@@ -199,3 +199,14 @@ def test_poison_check_counts_rows_against_a_released_file(rows: list[dict[str, s
     assert counts["source_equal_exact"] == 1 and counts["target_equal_exact"] == 3
     assert counts["first_mismatches"] == [{"row": 1, "side": "source", "project": made[1].source,
                                            "released": moved}]  # fmt: skip
+
+
+def test_poison_check_reports_a_missing_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codebackdoor.poison_check import main
+
+    assert main([str(tmp_path / "clean.csv"), str(tmp_path / "released.csv"),
+                 "--attack", str(PRESET)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("codebackdoor: error: file not found:") and err.count("\n") == 1
