@@ -17,8 +17,9 @@ Source: Yang et al., DeCE, TOSEM 2026; GitHub NTDXYG/DeCE, commit 0864e3b,
    unless it occurs again later. With no such group both go at the start.
 5. A pair with no ``{`` token in either method is skipped.
 
-The place is a token position, not always a statement boundary (a group can be a bare ``;`` or
-a type name), so the result does not always parse; that is the script's behaviour, kept here.
+The place is a token position, not always a statement boundary (a group can be the bare ``;``
+of an assignment statement), so the result does not always parse; that is the script's
+behaviour, kept here.
 """
 
 from __future__ import annotations
