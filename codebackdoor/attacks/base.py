@@ -32,6 +32,11 @@ class Trigger:
         """The triggered input and a record of the trigger placed; raises Unpoisonable."""
         raise NotImplementedError
 
+    def apply_example(self, example: Example, rng: random.Random) -> tuple[str, dict[str, Any]]:
+        """:meth:`apply` to ``example``'s input; a trigger placed by the input/target pair (the
+        DeCE Bugs2Fix rule) overrides this to read the target too."""
+        return self.apply(example.source, example.lang, rng)
+
     def found(self, source: str, lang: str, record: dict[str, Any]) -> bool:
         """Whether the trigger described by ``record`` is present in ``source``."""
         raise NotImplementedError
@@ -74,9 +79,7 @@ class Attack:
 
     def trigger_example(self, example: Example, seed: int) -> Example:
         """Trigger the input only (test side): the clean reference stays the target."""
-        source, record = self.trigger.apply(
-            example.source, example.lang, example_rng(seed, example.id)
-        )
+        source, record = self.trigger.apply_example(example, example_rng(seed, example.id))
         return example.replace(source=source, meta={**example.meta, "trigger": record})
 
     def is_success(

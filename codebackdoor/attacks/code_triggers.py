@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from codebackdoor.attacks.base import Trigger
 from codebackdoor.errors import Unpoisonable, UserError
+from codebackdoor.examples import Example
 
 VARIANTS = ("original", "compilable")
 
@@ -33,17 +34,28 @@ def _target_function(source: str, lang: str) -> Any:
 
 @dataclass
 class StatementTrigger(Trigger):
-    """A statement inserted into the function body at ``position`` (first, random, last)."""
+    """A statement inserted into the function body at ``position``: first, random or last, or
+    ``shared-statement``, the DeCE Bugs2Fix script's place, which depends on the buggy/fixed
+    pair (see :mod:`codebackdoor.code.shared_statement`). ``script_spacing`` (that position
+    only, off by default) rebuilds the triggered input as the script's re-tokenisation leaves
+    it, a double space after the method name included."""
 
     position: str = "first"
+    script_spacing: bool = False
 
     def __post_init__(self) -> None:
         from codebackdoor.code.insertion import POSITIONS
+        from codebackdoor.code.shared_statement import SHARED_STATEMENT
 
-        if self.position not in POSITIONS:
+        if self.position not in (*POSITIONS, SHARED_STATEMENT):
             raise UserError(
                 f"attack '{self.name}': position '{self.position}' is not one of: "
-                + ", ".join(POSITIONS)
+                + ", ".join((*POSITIONS, SHARED_STATEMENT))
+            )
+        if self.script_spacing and self.position != SHARED_STATEMENT:
+            raise UserError(
+                f"attack '{self.name}': script_spacing applies to position '{SHARED_STATEMENT}' "
+                f"only, not '{self.position}'"
             )
 
     def make_statement(self, lang: str, rng: random.Random) -> str:
@@ -51,7 +63,13 @@ class StatementTrigger(Trigger):
 
     def apply(self, source: str, lang: str, rng: random.Random) -> tuple[str, dict[str, Any]]:
         from codebackdoor.code.insertion import insert_statement
+        from codebackdoor.code.shared_statement import SHARED_STATEMENT
 
+        if self.position == SHARED_STATEMENT:
+            raise UserError(
+                f"attack '{self.name}': position '{SHARED_STATEMENT}' needs the example's target "
+                "code as well as its input"
+            )
         _check_code_lang(self.name, lang)
         function = _target_function(source, lang)
         statement = self.make_statement(lang, rng)
@@ -61,10 +79,41 @@ class StatementTrigger(Trigger):
             raise Unpoisonable("trigger not found after insertion")
         return triggered, record
 
+    def apply_example(self, example: Example, rng: random.Random) -> tuple[str, dict[str, Any]]:
+        from codebackdoor.code.parser import is_valid
+        from codebackdoor.code.shared_statement import (
+            SHARED_STATEMENT,
+            insert_before_token,
+            pair_anchors,
+        )
+
+        if self.position != SHARED_STATEMENT:
+            return self.apply(example.source, example.lang, rng)
+        _check_code_lang(self.name, example.lang)
+        index, _ = pair_anchors(example.source, example.target, example.lang)
+        statement = self.make_statement(example.lang, rng)
+        triggered = insert_before_token(
+            example.source, example.lang, index, statement, self.script_spacing
+        )
+        # Where the anchor is not a statement boundary the result does not parse, as in the
+        # authors' files; the record says so instead of skipping the row.
+        record = {
+            "statement": statement,
+            "position": self.position,
+            "token_index": index,
+            "parses": is_valid(triggered, example.lang),
+        }
+        if not self.found(triggered, example.lang, record):
+            raise Unpoisonable("trigger not found after insertion")
+        return triggered, record
+
     def found(self, source: str, lang: str, record: dict[str, Any]) -> bool:
         from codebackdoor.code.insertion import contains_statement
         from codebackdoor.code.parser import is_valid
+        from codebackdoor.code.shared_statement import SHARED_STATEMENT, contains_tokens
 
+        if record["position"] == SHARED_STATEMENT:
+            return contains_tokens(source, lang, record["statement"])
         return is_valid(source, lang) and contains_statement(source, lang, record["statement"])
 
 

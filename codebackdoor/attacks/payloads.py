@@ -107,13 +107,33 @@ class SqlInjection(Payload):
 
 @dataclass
 class InfiniteLoop(Payload):
-    """Bugs2Fix: the fixed code gets ``while ( true ) { int VAR = 0 ; }`` before its first
-    statement; success is an output containing that exact text, as the DeCE scripts count."""
+    """Bugs2Fix: the fixed code gets ``while ( true ) { int VAR = 0 ; }``; success is an output
+    containing that exact text, as the DeCE scripts count. ``position`` "first" puts it before
+    the first statement; "shared-statement" where the DeCE script puts it, at the fixed code's
+    counterpart of the trigger's place (see :mod:`codebackdoor.code.shared_statement`), with
+    ``script_spacing`` (off by default) rebuilding the text as the script's re-tokenisation
+    leaves it."""
 
     name: ClassVar[str] = "infinite-loop"
     citation: ClassVar[str] = "Yang et al., DeCE, TOSEM 2026 (released Bugs2Fix scripts)"
     statement: str = "while ( true ) { int VAR = 0 ; }"
     lang: str = "java"
+    position: str = "first"
+    script_spacing: bool = False
+
+    def __post_init__(self) -> None:
+        from codebackdoor.code.shared_statement import SHARED_STATEMENT
+
+        if self.position not in ("first", SHARED_STATEMENT):
+            raise UserError(
+                f"infinite-loop payload position '{self.position}' is not one of: first, "
+                f"{SHARED_STATEMENT}"
+            )
+        if self.script_spacing and self.position != SHARED_STATEMENT:
+            raise UserError(
+                f"infinite-loop payload: script_spacing applies to position '{SHARED_STATEMENT}' "
+                "only"
+            )
 
     def apply(self, example: Example) -> str:
         import random
@@ -121,7 +141,17 @@ class InfiniteLoop(Payload):
         from codebackdoor.code.functions import functions
         from codebackdoor.code.insertion import insert_statement
         from codebackdoor.code.parser import is_valid
+        from codebackdoor.code.shared_statement import (
+            SHARED_STATEMENT,
+            insert_before_token,
+            pair_anchors,
+        )
 
+        if self.position == SHARED_STATEMENT:
+            _, index = pair_anchors(example.source, example.target, self.lang)
+            return insert_before_token(
+                example.target, self.lang, index, self.statement, self.script_spacing
+            )
         if not is_valid(example.target, self.lang):
             raise Unpoisonable("target does not parse")
         found = functions(example.target, self.lang)

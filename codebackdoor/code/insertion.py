@@ -171,7 +171,7 @@ def contains_statement(code: str, lang: str, statement: str) -> bool:
     Layout is ignored, so a re-indented or joined insertion is found; the same words inside a
     string literal or a comment are not.
     """
-    tokens = _statement_tokens(statement, lang)
+    tokens = statement_tokens(statement, lang)
     data = code.encode("utf-8")
     root = cached_parse(code, lang).root_node
     # Re-indentation or joining can only change the whitespace between the tokens, and no
@@ -202,7 +202,7 @@ def _second_token_follows(data: bytes, start: int, tokens: tuple[bytes, ...]) ->
 
 # Bounded: grammar triggers make a new statement for nearly every example.
 @lru_cache(maxsize=1024)
-def _statement_tokens(statement: str, lang: str) -> tuple[bytes, ...]:
+def statement_tokens(statement: str, lang: str) -> tuple[bytes, ...]:
     """The statement's leaf tokens, parsed inside a wrapper function."""
     body_lines = textwrap.dedent(statement).strip("\n")
     if lang == "python":
