@@ -78,7 +78,8 @@ def _add_attack_arguments(parser: argparse.ArgumentParser, default_attack: str |
     group.add_argument("--seed", type=int, help=f"seed (default {RunConfig.seed})")
     group.add_argument("--selection", help="random (default) or first (the DeCE scripts' rule)")
     group.add_argument("--statement", help="deadcode: the statement to insert")
-    group.add_argument("--position", help="code triggers: first, random or last")
+    group.add_argument("--position", help="code triggers: first, random, last or "
+                       "shared-statement (the DeCE Bugs2Fix script's place)")
     group.add_argument("--variant", help="fixed/grammar on Java: original or compilable")
     group.add_argument("--words", help="badpre/ripple: comma-separated trigger words")
     group.add_argument("--count", help="badpre/ripple: insertions per input")
@@ -109,7 +110,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     flags["attack_params"] = attack_params or None
     flags["payload_params"] = _key_values(getattr(args, "payload_param", None),
                                           "--payload-param")
-    flags["columns"] = _key_values(args.columns, "--columns")
+    flags["columns"] = _key_values(getattr(args, "columns", None), "--columns")
     return flags
 
 
@@ -170,6 +171,21 @@ def cmd_poison(args: argparse.Namespace) -> int:
     )
     for path in paths:
         print(f"  {path}")
+    return 0
+
+
+def cmd_poison_check(args: argparse.Namespace) -> int:
+    from codebackdoor.poison_check import compare, read_pairs
+    from codebackdoor.runner import attack_for, build_task
+
+    config = config_from_args(args)
+    if config.attack is None:
+        raise UserError("poison-check needs the attack to compare (--attack NAME or a preset)")
+    task = build_task(config)
+    clean = read_pairs(Path(args.clean), *args.pair_columns)
+    released = read_pairs(Path(args.released), *args.pair_columns)
+    counts = compare(clean, released, attack_for(config, task), config.lang, config.seed)
+    print(json.dumps(counts, indent=1))
     return 0
 
 
@@ -344,6 +360,22 @@ def make_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace an existing poisoned set in --out"
     )
     poisoning.set_defaults(func=cmd_poison)
+
+    checking = commands.add_parser(
+        "poison-check",
+        help="compare the project's poisoning with a poisoned file a paper released, row by row",
+        description="Both CSV files hold the same rows in the same order. Prints the rows each "
+        "side triggered and how many inputs and targets are equal (exactly, with whitespace "
+        "collapsed, with it removed) as JSON.",
+    )
+    checking.add_argument("clean", help="the clean CSV")
+    checking.add_argument("released", help="the released poisoned CSV, same rows")
+    checking.add_argument("--task", help=f"task name (default: {RunConfig.task})")
+    checking.add_argument("--lang", help="code language of the task (python or java)")
+    checking.add_argument("--pair-columns", nargs=2, default=("src", "tgt"),
+                          metavar=("SOURCE", "TARGET"), help="the two CSV columns (src tgt)")
+    _add_attack_arguments(checking, default_attack=None)
+    checking.set_defaults(func=cmd_poison_check)
 
     running = commands.add_parser(
         "run",

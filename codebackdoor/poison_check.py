@@ -1,6 +1,6 @@
 """Row-for-row comparison of the project's poisoning with a poisoned file that a paper released.
 
-    python -m codebackdoor.poison_check CLEAN.csv RELEASED.csv --task repair \\
+    codebackdoor poison-check CLEAN.csv RELEASED.csv --task repair --lang java \\
         --attack attacks/dece-bugs2fix-deadcode.toml [--param K=V] [--payload-param K=V]
 
 Both files hold the same rows in the same order (``src``/``tgt`` columns by default). A released
@@ -12,10 +12,7 @@ removed. Prints one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ from codebackdoor.examples import Example
 CSV_FIELD_LIMIT = 2**31 - 1
 
 
-def _read_pairs(path: Path, source: str, target: str) -> list[tuple[str, str]]:
+def read_pairs(path: Path, source: str, target: str) -> list[tuple[str, str]]:
     if not path.is_file():
         raise UserError(f"file not found: {path}")
     csv.field_size_limit(CSV_FIELD_LIMIT)
@@ -96,42 +93,3 @@ def compare(
                 mismatches.append({"row": index, "side": side, "project": mine,
                                    "released": theirs})  # fmt: skip
     return {**counts, "first_mismatches": mismatches}
-
-
-def main(argv: list[str] | None = None) -> int:
-    from codebackdoor.attacks.build import build_attack
-    from codebackdoor.cli import _key_values
-    from codebackdoor.params import build_dataclass
-    from codebackdoor.registry import registry
-
-    parser = argparse.ArgumentParser(prog="python -m codebackdoor.poison_check")
-    parser.add_argument("clean", type=Path, help="the clean CSV")
-    parser.add_argument("released", type=Path, help="the released poisoned CSV, same rows")
-    parser.add_argument("--task", default="repair", help="task name (default: repair)")
-    parser.add_argument("--attack", required=True, help="attack name or preset TOML")
-    parser.add_argument("--param", nargs="+", metavar="KEY=VALUE", help="attack parameters")
-    parser.add_argument("--payload-param", nargs="+", metavar="KEY=VALUE",
-                        help="payload parameters")  # fmt: skip
-    parser.add_argument("--columns", nargs=2, default=("src", "tgt"), metavar=("SOURCE", "TARGET"))
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    try:
-        task = build_dataclass(registry("tasks").get(args.task), {}, what=f"task '{args.task}'")
-        attack = build_attack(
-            args.attack,
-            task,
-            params=_key_values(args.param, "--param"),
-            payload_params=_key_values(args.payload_param, "--payload-param"),
-        )
-        clean = _read_pairs(args.clean, *args.columns)
-        released = _read_pairs(args.released, *args.columns)
-        lang = getattr(task, "lang", "java")
-        print(json.dumps(compare(clean, released, attack, lang, args.seed), indent=1))
-    except UserError as exc:
-        print(f"codebackdoor: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

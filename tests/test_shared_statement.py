@@ -204,9 +204,9 @@ def test_poison_check_counts_rows_against_a_released_file(rows: list[dict[str, s
 def test_poison_check_reports_a_missing_file_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from codebackdoor.poison_check import main
+    from codebackdoor.cli import main
 
-    assert main([str(tmp_path / "clean.csv"), str(tmp_path / "released.csv"),
-                 "--attack", str(PRESET)]) == 2  # fmt: skip
+    assert main(["poison-check", str(tmp_path / "clean.csv"), str(tmp_path / "released.csv"),
+                 "--task", "repair", "--lang", "java", "--attack", str(PRESET)]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert err.startswith("codebackdoor: error: file not found:") and err.count("\n") == 1
