@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -316,6 +317,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"{len(cells)} cells" + (f" in shard {args.shard}" if shard else ""))
         return 0
     out = Path(args.out or Path("results") / suite.name)
+    if args.status:
+        return _print_status(suite, out, cells)
+    if args.executor:
+        return _submit(args, suite, out, cells)
 
     def announce(number: int, total: int, cell: Any, label: str) -> None:
         print(f"[{number}/{total}] cell {cell.name}: {label}", file=sys.stderr)
@@ -330,6 +335,43 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        headers=("failed cell", "settings", "error"), disable_numparse=True))
         return 1
     return 0
+
+
+def _submit(args: argparse.Namespace, suite: Any, out: Path, cells: list[Any]) -> int:
+    from codebackdoor.cluster import SchedulerOptions, submit
+
+    options = SchedulerOptions(
+        partition=args.partition, time_min=args.time, gpus_per_task=args.gpus_per_task,
+        cpus_per_task=args.cpus_per_task, mem_gb=args.mem,
+        array_parallelism=args.array_parallelism,
+        extra=_key_values(args.slurm_option, "--slurm-option") or {},
+    )
+    jobs = submit(suite, out, cells, args.executor, options)
+    print(f"suite {suite.name}: {len(jobs)} cells submitted ({args.executor}), "
+          f"{len(cells) - len(jobs)} done or running; logs in {out / 'submitit'}; "
+          f"progress: codebackdoor bench {args.suite} --status"
+          + (f" --out {args.out}" if args.out else ""))
+    if not args.wait:
+        return 0
+    for job in jobs:
+        with contextlib.suppress(Exception):  # a failed cell recorded itself; the others go on
+            job.result()
+    return _print_status(suite, out, cells) if jobs else 0
+
+
+def _print_status(suite: Any, out: Path, cells: list[Any]) -> int:
+    """The state of every cell and a count per state; 1 when a cell failed."""
+    from tabulate import tabulate
+
+    from codebackdoor.cluster import STATES, status
+
+    records = status(suite, out, cells)
+    print(tabulate([(r["cell"], r["state"], r["settings"], r.get("error", "").split("\n")[0])
+                    for r in records], headers=("cell", "state", "settings", "error"),
+                   disable_numparse=True))
+    counts = {state: sum(r["state"] == state for r in records) for state in STATES}
+    print(f"suite {suite.name}: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    return 1 if counts["failed"] else 0
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -435,6 +477,26 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dry-run", action="store_true", help="list the cells and stop")
     bench.add_argument("--data-root", help="folder of the external data sets the suite reads "
                        "(default: the suite's data_root)")
+    bench.add_argument("--status", action="store_true",
+                       help="print each cell's state (done, running, interrupted, failed, "
+                       "pending) from the output folder, and stop")
+    cluster = bench.add_argument_group(
+        "cluster (submitit; pip install 'codebackdoor[cluster]')")
+    cluster.add_argument("--executor", choices=("local", "slurm"),
+                         help="submit the cells as one job array instead of running them here")
+    cluster.add_argument("--wait", action="store_true",
+                         help="with --executor: wait for the jobs and print the status")
+    cluster.add_argument("--partition", help="SLURM partition")
+    cluster.add_argument("--time", type=int, default=24 * 60,
+                         help="time limit of one cell in minutes (default 1440); a cell stopped "
+                         "by it is requeued and resumes")
+    cluster.add_argument("--gpus-per-task", type=int)
+    cluster.add_argument("--cpus-per-task", type=int)
+    cluster.add_argument("--mem", type=int, help="memory per cell in GB")
+    cluster.add_argument("--array-parallelism", type=int, default=256,
+                         help="cells running at once (default 256)")
+    cluster.add_argument("--slurm-option", nargs="+", metavar="KEY=VALUE",
+                         help="any other sbatch option, e.g. account=me qos=high")
     bench.set_defaults(func=cmd_bench)
 
     data = commands.add_parser("data", help="inspect a task's data")
