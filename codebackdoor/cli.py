@@ -282,7 +282,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"  resolved config (saved as config.json): {resolved}", file=sys.stderr)
 
         outcome = run(config, Path(args.out), resume=args.resume, on_start=announce)
-        rows.append(_summary_row(label, outcome))
+        if outcome.main:
+            rows.append(_summary_row(label, outcome))
+    if not rows:  # another process of a data-parallel launch: the main one reports
+        return 0
     print(
         tabulate(
             rows,

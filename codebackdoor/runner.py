@@ -6,8 +6,10 @@ trains or scores a victim.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -43,6 +45,9 @@ class RunOutcome:
     result: dict[str, Any]
     path: Path
     reused: bool  # the result existed already and was read, not recomputed
+    # False in the other processes of a data-parallel launch: the main one wrote the result,
+    # and ``result`` here holds only the run id and the metrics this process computed.
+    main: bool = True
 
 
 def build_task(config: RunConfig) -> Any:
@@ -147,15 +152,47 @@ def run(
     (filter), defend the test inputs (purify), train, evaluate, write the result."""
     values = identity(config)
     run_name = identity_hash(values)
+    processes = _Processes.of_this_launch()
     # One process per run: a second one (two shards started by mistake, a requeued job whose
     # first copy still runs) is refused instead of training beside it. The lock file sits
-    # beside the run directory, which a run that fails its checks must not leave behind.
-    with exclusive(Path(out) / f".{run_name}.lock", wait=False, what=f"run {run_name}"):
-        return _run(config, values, Path(out) / run_name, resume=resume, on_start=on_start)
+    # beside the run directory, which a run that fails its checks must not leave behind. The
+    # processes of one data-parallel launch are one run: their main process holds the lock.
+    lock = (exclusive(Path(out) / f".{run_name}.lock", wait=False, what=f"run {run_name}")
+            if processes.main else contextlib.nullcontext())
+    with lock:
+        return _run(config, values, Path(out) / run_name, processes, resume=resume,
+                    on_start=on_start)
 
 
-def _run(config: RunConfig, values: dict[str, Any], directory: Path, *, resume: bool,
-         on_start: Callable[[], None] | None) -> RunOutcome:
+@dataclass
+class _Processes:
+    """The processes one run is spread over by ``torchrun`` or ``accelerate launch``: each
+    computes everything (the Trainer shares out the training batches), the main one alone
+    writes files."""
+
+    state: Any = None  # accelerate's PartialState, None in a single process
+
+    @classmethod
+    def of_this_launch(cls) -> _Processes:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        import torch
+        from accelerate import PartialState
+
+        # On CPU, accelerate spreads a launch over processes only when told to (gloo).
+        return cls(PartialState(cpu=not torch.cuda.is_available()))
+
+    @property
+    def main(self) -> bool:
+        return self.state is None or self.state.is_main_process
+
+    def wait(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: _Processes, *,
+         resume: bool, on_start: Callable[[], None] | None) -> RunOutcome:
     run_name = directory.name
     result_path = directory / RESULT_FILE
     if result_path.exists():
@@ -164,6 +201,7 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, *, resume: 
         raise UserError(
             f"an unfinished run exists in {directory}: pass --resume to finish it, or remove it"
         )
+    processes.wait()  # every process has looked before the main one makes the directory
     timer = _Timer()
     started = time.perf_counter()
     with timer("load"):
@@ -177,12 +215,14 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, *, resume: 
         victim = _new_victim(config, task, data.train)
     # Only now, with every user input checked, does the run get its directory: a mistake
     # leaves nothing behind that a later run would take for an interrupted one.
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(directory / "config.json", values)
-    if data.poisoned is not None:
-        write_poisoned(data.poisoned, directory / "poison", overwrite=True)
-    if on_start is not None:
-        on_start()
+    if processes.main:
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(directory / "config.json", values)
+        if data.poisoned is not None:
+            write_poisoned(data.poisoned, directory / "poison", overwrite=True)
+        if on_start is not None:
+            on_start()
+    processes.wait()
 
     def context(stage: str) -> DefenseContext:
         return DefenseContext(task=task, clean=splits.valid, seed=config.seed,
@@ -194,7 +234,7 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, *, resume: 
             train, detection = _filter_stage(
                 plan.filter, train, victim if plan.filter.needs_victim else None,
                 replace(settings, learning_rate=config.learning_rate), context("filter"),
-                data.poisoned_ids, resume=resume,
+                data.poisoned_ids, resume=resume, write=processes.main,
             )
             victim = _new_victim(config, task, train)
     test_inputs, triggered_inputs, purification = splits.test, data.triggered, None
@@ -223,6 +263,9 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, *, resume: 
         metrics["detection"] = detection
     if purification is not None:
         metrics["purification"] = purification
+    if not processes.main:  # the main process writes what every process computed
+        return RunOutcome({"run_id": run_name, "metrics": metrics}, result_path, reused=False,
+                          main=False)
     predictions_path = directory / PREDICTIONS_FILE
     lines = write_predictions(predictions_path, splits.test, test_inputs, clean_predictions,
                               data.triggered, triggered_inputs, triggered_predictions)
@@ -332,7 +375,7 @@ def _poison_summary(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def _filter_stage(
     defense: Any, train: list[Example], victim: Any, settings: Any, context: Any,
-    poisoned_ids: set[str], *, resume: bool,
+    poisoned_ids: set[str], *, resume: bool, write: bool = True,
 ) -> tuple[list[Example], dict[str, Any]]:
     """The kept training examples and the detection record. The victim the filter inspects is
     trained on the poisoned data with plain cross-entropy: the defenses assume a model trained
@@ -350,8 +393,9 @@ def _filter_stage(
                 f"defense '{defense.name}' decided on {len(decision.keep)} of {len(train)} "
                 "training examples"
             )
-        atomic_write_json(decision_path, {"keep": decision.keep, "scores": decision.scores,
-                                          "details": decision.details})
+        if write:
+            atomic_write_json(decision_path, {"keep": decision.keep, "scores": decision.scores,
+                                              "details": decision.details})
     kept = [example for example, keep in zip(train, decision.keep, strict=True) if keep]
     if not kept:
         raise UserError(f"defense '{defense.name}' removed every training example")

@@ -63,6 +63,8 @@ def hardware() -> dict[str, Any]:
         "device": "cpu",
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # Processes of a data-parallel launch (torchrun, accelerate launch) that trained it.
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
         "platform": platform.platform(),
         "machine": platform.machine(),
     }

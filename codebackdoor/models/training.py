@@ -171,6 +171,8 @@ def _trainer_arguments(settings: Any, output_dir: Path, **schedule: Any) -> Any:
         seed=settings.seed,
         data_seed=settings.seed,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        # Without a GPU, a torchrun launch trains data-parallel over CPU processes (gloo).
+        use_cpu=not torch.cuda.is_available(),
         save_total_limit=settings.keep_checkpoints or None,
         eval_strategy="no",
         report_to="none",
