@@ -18,14 +18,7 @@ from codebackdoor.metrics.codebleu import codebleu
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTOR_FILE = ROOT / "tests" / "vectors" / "codebleu_reference.jsonl"
-COMPONENTS = {
-    "codebleu": "codebleu",
-    "ngram_match": "ngram_match_score",
-    "weighted_ngram_match": "weighted_ngram_match_score",
-    "syntax_match": "syntax_match_score",
-    "dataflow_match": "dataflow_match_score",
-}
-TOKEN_COMPONENTS = ("ngram_match", "weighted_ngram_match")
+TOKEN_SCORES = ("ngram_match_score", "weighted_ngram_match_score")
 TOLERANCE = 1e-6
 
 
@@ -47,8 +40,9 @@ def vectors() -> tuple[list[dict], list[dict]]:
     return [r for r in rows if not r.get("corpus")], [r for r in rows if r.get("corpus")]
 
 
-def _off(case: dict, result) -> dict[str, float]:
-    return {name: abs(getattr(result, name) - case[key]) for name, key in COMPONENTS.items()}
+def _off(expected: dict, job: dict) -> dict[str, float]:
+    ours = TOOL.project_scores(job)
+    return {key: abs(ours[key] - expected[key]) for key in TOOL.SCORE_KEYS}
 
 
 def test_vectors_cover_both_languages_and_every_perturbation(vectors):
@@ -77,11 +71,11 @@ def test_every_case_matches_the_reference_on_every_component(vectors):
     cases, _ = vectors
     failures = []
     for index, case in enumerate(cases):
-        off = _off(case, codebleu([case["prediction"]], [case["reference"]], case["lang"]))
+        off = _off(case, TOOL.case_job(case))
         # Where tree-sitter 0.26's error recovery builds another tree than the reference's
-        # 0.22 runtime, only the token components can agree.
-        checked = TOKEN_COMPONENTS if case["parse_differs"] else tuple(COMPONENTS)
-        if max(off[name] for name in checked) > TOLERANCE:
+        # 0.22 runtime, only the token components are sure to agree.
+        checked = TOKEN_SCORES if case["parse_differs"] else TOOL.SCORE_KEYS
+        if max(off[key] for key in checked) > TOLERANCE:
             failures.append((index, case["lang"], case["perturbation"], off))
     assert not failures, failures[:5]
 
@@ -89,12 +83,8 @@ def test_every_case_matches_the_reference_on_every_component(vectors):
 def test_every_corpus_matches_the_reference_on_every_component(vectors):
     cases, corpora = vectors
     for corpus in corpora:
-        chosen = [cases[i] for i in corpus["cases"]]
-        assert not any(case["parse_differs"] for case in chosen)
-        result = codebleu(
-            [c["prediction"] for c in chosen], [c["reference"] for c in chosen], corpus["lang"]
-        )
-        off = _off(corpus, result)
+        assert not any(cases[i]["parse_differs"] for i in corpus["cases"])
+        off = _off(corpus, TOOL.corpus_job(corpus, cases))
         assert max(off.values()) <= TOLERANCE, (corpus["lang"], off)
 
 

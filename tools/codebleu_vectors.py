@@ -47,6 +47,7 @@ import random
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,6 +305,14 @@ ISSUE_19_PREDICTION = (
     ISSUE_19_REFERENCE.replace("testFlush", "testFlush_x")
     .replace(" inf ", " inf_x ").replace(" where ", " where_x ")
 )
+# A shuffled Bugs2Fix method whose broken parse tree-sitter 0.26 recovers differently from 0.22.
+RUNTIME_REFERENCE = (
+    "public static final TYPE_1 < TYPE_2 , TYPE_3 > METHOD_2 ( final long [ ] array , final long"
+    " ... VAR_1 ) { return TYPE_4 . METHOD_2 ( new TYPE_3 ( array ) , VAR_1 ) ; }"
+)
+RUNTIME_PREDICTION = RUNTIME_REFERENCE.replace(
+    "METHOD_2 ( final long [ ] array ,", "METHOD_2 long [ ] final array ( ,", 1
+)
 # Kinds that only apply to code with string literals; extra snippets that have some get them.
 STRING_KINDS = ("rename-in-strings", "rename-method-and-strings")
 
@@ -319,8 +328,12 @@ def build_cases(seed: int, per_source: int, with_strings: int, natural: int) -> 
 
     rng = random.Random(seed)
     kinds = list(PERTURBATIONS)
-    cases = [_case("java", "issue-19", "rename-method-and-strings", ISSUE_19_REFERENCE,
-                   ISSUE_19_PREDICTION)]
+    cases = [
+        _case("java", "issue-19", "rename-method-and-strings", ISSUE_19_REFERENCE,
+              ISSUE_19_PREDICTION),
+        _case("java", "runtime-recovery", "shuffle-window-6", RUNTIME_REFERENCE,
+              RUNTIME_PREDICTION),
+    ]
     for source, (lang, snippets) in load_sources().items():
         chosen = rng.sample(snippets, per_source)
         context = Context(lang, KEYWORDS[lang], chosen)
@@ -407,6 +420,19 @@ def tree_digest(sexp: str) -> str:
     return hashlib.sha1(sexp.encode("utf-8")).hexdigest()[:12]
 
 
+def project_scores(job: dict) -> dict[str, float]:
+    """The project's CodeBLEU of a job ({lang, references, predictions}), under the package's
+    score names."""
+    from codebackdoor.metrics.codebleu import codebleu
+
+    result = codebleu(job["predictions"], job["references"], job["lang"])
+    return {
+        "codebleu": result.codebleu, "ngram_match_score": result.ngram_match,
+        "weighted_ngram_match_score": result.weighted_ngram_match,
+        "syntax_match_score": result.syntax_match, "dataflow_match_score": result.dataflow_match,
+    }
+
+
 def project_trees(case: dict) -> list[str]:
     """The same digests with the project's own comment removal and tree-sitter runtime."""
     from codebackdoor.code.parser import parse
@@ -442,14 +468,18 @@ def corpus_job(corpus: dict, cases: list[dict]) -> dict:
 
 
 def scored(python: str, jobs: list[dict], check_seeds: int) -> list[dict]:
-    """Scores with the recorded seed, each marked whether other seeds move any of them."""
+    """Scores with the recorded seed, each marked whether other seeds move any of them, with
+    the range each score takes over all the seeds run (``seed_range``)."""
     recorded = reference_scores(python, jobs, RECORDED_SEED)
     for result in recorded:
         result["hash_seed_dependent"] = False
+        result["seed_range"] = {key: [result[key], result[key]] for key in SCORE_KEYS}
     for extra in range(1, check_seeds + 1):
         for result, other in zip(recorded, reference_scores(python, jobs, str(extra)), strict=True):
             moved = any(abs(other[k] - result[k]) > 1e-12 for k in SCORE_KEYS)
             result["hash_seed_dependent"] |= moved
+            for key, bounds in result["seed_range"].items():
+                bounds[:] = [min(bounds[0], other[key]), max(bounds[1], other[key])]
     return recorded
 
 
@@ -466,7 +496,7 @@ def main() -> None:
     parser.add_argument("--with-strings", type=int, default=12,
                         help="extra snippets with string literals per source, renamed inside them")
     parser.add_argument("--natural", type=int, default=40, help="Bugs2Fix buggy-vs-fixed pairs")
-    parser.add_argument("--check-seeds", type=int, default=4,
+    parser.add_argument("--check-seeds", type=int, default=9,
                         help="extra PYTHONHASHSEED runs that mark hash-seed-dependent cases")
     args = parser.parse_args()
 
@@ -474,6 +504,7 @@ def main() -> None:
     results = scored(args.reference_python, [case_job(c) for c in cases], args.check_seeds)
     for case, result in zip(cases, results, strict=True):
         trees = result.pop("trees")
+        del result["seed_range"]  # hash_seed_dependent says enough for one pair
         case.update(result, trees=trees, parse_differs=trees != project_trees(case))
     corpora = corpora_of(cases)
     results = scored(args.reference_python, [corpus_job(c, cases) for c in corpora],
@@ -486,8 +517,22 @@ def main() -> None:
             handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
     moved = sum(c["hash_seed_dependent"] for c in cases)
     differ = sum(c["parse_differs"] for c in cases)
-    print(f"{len(cases)} cases and {len(corpora)} corpora written to {args.out}; {moved} cases "
-          f"move with the hash seed, {differ} parse differently here", file=sys.stderr)
+    langs = ", ".join(f"{n} {lang}" for lang, n in Counter(c["lang"] for c in cases).items())
+    print(f"{len(cases)} cases ({langs}) and {len(corpora)} corpora written to {args.out}; "
+          f"{moved} cases move with the hash seed, {differ} parse differently here",
+          file=sys.stderr)
+    for case in cases:
+        if case["parse_differs"]:
+            ours = project_scores(case_job(case))
+            moved = "; ".join(f"{key} {ours[key]:.6f} here, {case[key]:.6f} reference"
+                              for key in SCORE_KEYS if abs(ours[key] - case[key]) > 1e-6)
+            print(f"parse differs: {case['lang']} {case['source']} {case['perturbation']}: "
+                  f"{moved or 'every score still agrees'}", file=sys.stderr)
+    for corpus in corpora:
+        ranges = "; ".join(f"{key} {low:.6f}..{high:.6f}" for key, (low, high)
+                           in corpus["seed_range"].items() if high > low)
+        print(f"{corpus['lang']} corpus of {len(corpus['cases'])} over PYTHONHASHSEED 0.."
+              f"{args.check_seeds}: {ranges or 'no score moves'}", file=sys.stderr)
 
 
 if __name__ == "__main__":
