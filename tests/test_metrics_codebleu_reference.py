@@ -77,7 +77,7 @@ def test_every_case_matches_the_reference_on_every_component(vectors):
         checked = TOKEN_SCORES if case["parse_differs"] else TOOL.SCORE_KEYS
         if max(off[key] for key in checked) > TOLERANCE:
             failures.append((index, case["lang"], case["perturbation"], off))
-    assert not failures, failures[:5]
+    assert not failures, (f"{len(failures)} of {len(cases)} cases differ", failures[:3])
 
 
 def test_every_corpus_matches_the_reference_on_every_component(vectors):
