@@ -313,6 +313,65 @@ RUNTIME_REFERENCE = (
 RUNTIME_PREDICTION = RUNTIME_REFERENCE.replace(
     "METHOD_2 ( final long [ ] array ,", "METHOD_2 long [ ] final array ( ,", 1
 )
+# Hand-written pairs for what the corpora rarely hold: non-ASCII text before tokens, CRLF line
+# ends, comments and docstrings, empty predictions, text blocks, f-strings, tuple assignments,
+# loops with else, if/elif/else chains, untokenizable Python.
+EDGE_CASES = (
+    ("java", "edge-non-ascii-string",
+     'void f() { String s = "héllo wörld"; int a = b; a = a + s.length(); }',
+     'void f() { String s = "héllo"; int a = b; a = a + s.length(); }'),
+    ("java", "edge-crlf",
+     "void f() {\r\n  int a = 1;\r\n  int b = a;\r\n}",
+     "void f() {\r\n  int a = 2;\r\n  int b = a + a;\r\n}"),
+    ("java", "edge-char-update-for",
+     "void f() { char c = 'x'; int n = c; n++; for (int i = 0; i < n; i++) { n += i; } }",
+     "void f() { char c = 'y'; int n = c; n--; for (int i = 0; i < n; i++) { n -= i; } }"),
+    ("java", "edge-comments",
+     "int f(int x) { /* c */ int y = x; // d\n return y; }",
+     "int f(int x) { int y = x * 2; return y; }"),
+    ("java", "edge-empty-prediction", "int f(int x) { int y = x; return y; }", ""),
+    ("java", "edge-blank-prediction", "int f(int x) { int y = x; return y; }", "   "),
+    ("java", "edge-non-ascii-identifiers",
+     "int f(int ü) { int ö = ü; return ö; }", "int f(int ü) { int ö = ü + ü; return ö; }"),
+    ("java", "edge-text-block",
+     'void f() { String s = """\n  text block\n  """; int a = s.length(); }',
+     'void f() { String s = "x"; int a = s.length(); }'),
+    ("java", "edge-if-chain-in-loop",
+     "void f(List<String> xs) { for (String x : xs) { if (x == null) { continue; } else if"
+     " (x.isEmpty()) { y = x; } else { y = z; } } }",
+     "void f(List<String> xs) { for (String x : xs) { if (x == null) { y = x; } } }"),
+    ("java", "edge-while-do",
+     "void f() { while (a < b) { a = a + 1; b = b - a; } do { a--; } while (a > 0); }",
+     "void f() { while (b < a) { b = a + 1; a = b - a; } }"),
+    ("python", "edge-non-ascii-string",
+     'def f(x):\n    s = "héllo"\n    y = x + len(s)\n    return y',
+     'def f(x):\n    s = "h"\n    y = x + len(s)\n    return y'),
+    ("python", "edge-crlf",
+     "def f(x):\r\n    y = x\r\n    return y", "def f(x):\r\n    y = x + 1\r\n    return y"),
+    ("python", "edge-comments",
+     'def f(x):\n    """doc"""\n    # c\n    y = x  # t\n    return y',
+     "def f(x):\n    y = x\n    return y"),
+    ("python", "edge-untokenizable", "def f(x):\n    y = (x,\n",
+     "def f(x):\n    y = x\n    return y"),
+    ("python", "edge-tuples-loops",
+     "def f(xs):\n    a, b = xs\n    for i, j in zip(a, b):\n        a = [k for k in b if k > i]"
+     "\n    else:\n        b = 1\n    while a:\n        a = a[1:]\n    return a, b",
+     "def f(xs):\n    b, a = xs\n    for j, i in zip(b, a):\n        b = [k for k in a if k > j]"
+     "\n    while b:\n        b = b[1:]\n    return b, a"),
+    ("python", "edge-string-prefixes",
+     "def f(x):\n    y = f'{x} and {x!r}'\n    z = b'bytes' + r'raw'\n    return y, z",
+     "def f(x):\n    y = f'{x}'\n    z = b'b'\n    return y, z"),
+    ("python", "edge-defaults-if-chain",
+     "def f(x: int = 3, *args, y=x, **kw) -> int:\n    if x:\n        z = 1\n    elif y:\n"
+     "        z = 2\n    else:\n        z = 3\n    return z",
+     "def f(x: int = 4, *args, y=x, **kw) -> int:\n    if y:\n        z = 1\n    return z"),
+    ("python", "edge-lambda-with-try",
+     "def f():\n    x = lambda a: a + 1\n    with open(p) as h:\n        d = h.read()\n    try:\n"
+     "        e = d\n    except E as err:\n        e = err\n    return x, e",
+     "def f():\n    x = lambda b: b + 1\n    return x"),
+    ("python", "edge-non-ascii-identifiers",
+     "def ü(ö):\n    ä = ö\n    return ä", "def u(o):\n    a = o\n    return a"),
+)
 # Kinds that only apply to code with string literals; extra snippets that have some get them.
 STRING_KINDS = ("rename-in-strings", "rename-method-and-strings")
 
@@ -353,7 +412,9 @@ def build_cases(seed: int, per_source: int, with_strings: int, natural: int) -> 
                 cases.append(_case(lang, source, kind, reference, prediction))
     for buggy, fixed in rng.sample(bugs2fix_fixes(), natural):
         cases.append(_case("java", "bugs2fix", "buggy-vs-fixed", fixed, buggy))
-    return cases + nested_cases()
+    edges = [_case(lang, "edge", kind, reference, prediction)
+             for lang, kind, reference, prediction in EDGE_CASES]
+    return cases + nested_cases() + edges
 
 
 def nested_cases() -> list[dict]:
