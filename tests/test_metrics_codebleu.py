@@ -54,6 +54,11 @@ def test_every_component_matches_every_vector(scored):
     # from syntax errors changed in later grammars and moves syntax and data-flow match.
     for case, result in scored:
         off = deviations(case, result)
+        if case.get("corpus"):
+            # These two lines were scored under an unrecorded PYTHONHASHSEED, on which the
+            # package's data flow over them depends; tests/vectors/codebleu_reference.jsonl
+            # pins seed 0 and checks data flow exactly (docs/codebleu.md).
+            del off["dataflow_match"], off["codebleu"]
         assert max(off.values()) <= 1e-6, (case["lang"], case.get("perturbation"), off)
 
 

@@ -4,10 +4,12 @@ from codebackdoor.code.parser import parse
 from codebackdoor.metrics.dataflow import (
     COMES_FROM,
     COMPUTED_FROM,
+    PACKAGE_MAX_DEPTH,
     count_matches,
     data_flow,
     normalize,
 )
+from codebackdoor.metrics.set_order import seed0_set_order
 
 
 def flow(code: str, lang: str):
@@ -41,10 +43,35 @@ def test_python_loop_is_walked_twice_so_values_flow_around_it():
     assert in_loop.source_positions == tuple(sorted(definitions))
 
 
-def test_merged_sources_keep_first_appearance_order_not_hash_order():
+def test_merged_sources_take_the_order_of_a_seed_0_set_not_first_appearance():
     edges = flow("while c:\n    y = h + g + f + e + d + c + b + a\n", "python")
     y = next(e for e in edges if e.name == "y")
-    assert y.sources == ("h", "g", "f", "e", "d", "c", "b", "a")
+    assert y.sources == tuple(seed0_set_order(list("hgfedcba")))
+    assert y.sources != tuple("hgfedcba")
+
+
+def test_a_renamed_string_literal_reorders_a_merged_java_declaration():
+    # Each value variable of a declaration gives one edge; the package merges them through a
+    # set, so renaming the literal moves it in the list and the edge no longer matches.
+    code = 'void f(C c, int k) { Object r = c . q ( " a b " , k ) ; return r ; }'
+    renamed = code.replace(" a b ", " a_x b ")
+    r_edges = [e for e in flow(code, "java") if e.name == "r" and e.sources]
+    renamed_edges = [e for e in flow(renamed, "java") if e.name == "r" and e.sources]
+    assert [e.sources for e in r_edges] == [
+        tuple(seed0_set_order(["c", "q", '" a b "', "k"])), ("r",)
+    ]
+    assert renamed_edges[0].sources == tuple(seed0_set_order(["c", "q", '" a_x b "', "k"]))
+    assert r_edges[0].sources.index("k") != renamed_edges[0].sources.index("k")
+
+
+def test_trees_deeper_than_the_package_reaches_have_no_data_flow():
+    def nested(levels: int) -> str:
+        # The tree has six levels around the parentheses.
+        value = "( " * (levels - 6) + "x" + " )" * (levels - 6)
+        return f"int f ( int x ) {{ int y = {value} ; return y ; }}"
+
+    assert flow(nested(PACKAGE_MAX_DEPTH), "java")
+    assert flow(nested(PACKAGE_MAX_DEPTH + 1), "java") == []
 
 
 def test_java_declaration_update_and_if_branches():

@@ -10,21 +10,24 @@ rule, quirks included, so that scores stay comparable with published CodeBLEU nu
   merged;
 - a snippet whose walk meets a missing field or a token it cannot look up (both only happen on
   broken parses) has no data flow at all, as the package's catch-all ``except`` gives; so has a
-  tree too deep for Python's recursion limit (here from about 490 levels, in the package from
-  about 1000; real functions stay far below either);
+  tree deeper than the package's recursion reaches (``PACKAGE_MAX_DEPTH``);
 - only edges that take part in a def-use link are kept, edges of the same token are merged, and
-  variable names are replaced by ``var_<i>`` in order of first appearance before matching.
-
-One deliberate difference: where the package merges parent-name lists through a Python ``set``
-(whose order depends on the process's string hash seed), the lists here keep first-appearance
-order, so a score never depends on ``PYTHONHASHSEED``.
+  variable names are replaced by ``var_<i>`` in order of first appearance before matching;
+- where the package merges name lists through a Python ``set``, whose order follows the string
+  hash seed of its process, the names here take the order that ``PYTHONHASHSEED=0`` gives
+  (``set_order``): the package's scores as run with that seed, in any process. The order matters:
+  renaming a variable reorders such a list, and the edge no longer matches.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
+
+from codebackdoor.metrics.set_order import seed0_set_order
 
 if TYPE_CHECKING:
     import tree_sitter
@@ -34,6 +37,12 @@ COMPUTED_FROM = "computedFrom"
 
 # Literals that count as one token although tree-sitter gives them children.
 _WHOLE_TOKEN_TYPES = frozenset({"string_literal", "string", "character_literal"})
+
+# The package recurses once per tree level and its catch-all ``except`` turns the RecursionError
+# into "no data flow". Called from a script's top level at the default limit of 1000 frames, it
+# manages trees of up to 993 levels (each enclosing call of ``calc_codebleu`` costs one level).
+PACKAGE_MAX_DEPTH = 993
+_FRAMES_PER_LEVEL = 4
 
 State = dict[str, tuple[int, ...]]
 Span = tuple[int, int]  # start and end byte: as unique per token as the package's row/column pairs
@@ -91,8 +100,10 @@ def _token_table(root: tree_sitter.Node, code: str) -> dict[Span, tuple[int, str
     return table
 
 
-def _first_appearance(names: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(names))
+def _set_merged(names: Iterable[str]) -> tuple[str, ...]:
+    # The package merges name lists as ``list(set(...))``; the order matters to normalisation
+    # and matching, so it is the order a ``PYTHONHASHSEED=0`` process gives, in any process.
+    return tuple(seed0_set_order(names))
 
 
 def _by_position(edges: list[Edge]) -> list[Edge]:
@@ -107,7 +118,7 @@ def _merge_loop_passes(edges: list[Edge]) -> list[Edge]:
         if key in merged:
             sources, positions = merged[key]
             merged[key] = (
-                _first_appearance(sources + edge.sources),
+                _set_merged(sources + edge.sources),
                 tuple(sorted(set(positions + edge.source_positions))),
             )
         else:
@@ -394,13 +405,41 @@ class _JavaWalker(_Walker):
 _WALKERS: dict[str, type[_Walker]] = {"python": _PythonWalker, "java": _JavaWalker}
 
 
+def _depth(root: tree_sitter.Node) -> int:
+    """Levels of the tree, the root being level 1."""
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in node.children)
+    return deepest
+
+
+@contextmanager
+def _recursion_room(frames: int) -> Iterator[None]:
+    """Let the recursive walk go ``frames`` deeper than the current limit allows."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + frames)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 def data_flow(tree: tree_sitter.Tree, code: str, lang: str) -> list[Edge]:
     """The def-use edges of ``code`` (parsed as ``tree``) that CodeBLEU compares."""
     root = tree.root_node
+    depth = _depth(root)
+    if depth > PACKAGE_MAX_DEPTH:
+        return []
     try:
         tokens = _token_table(root, code)
-        edges, _ = _WALKERS[lang](tokens).walk(root, {})
-    except (_BrokenTree, RecursionError):
+        # The walk takes up to four frames a level; room for them leaves the package's cut-off
+        # as the only one, whatever the caller's stack.
+        with _recursion_room(_FRAMES_PER_LEVEL * depth + 50):
+            edges, _ = _WALKERS[lang](tokens).walk(root, {})
+    except _BrokenTree:
         return []
     edges = _by_position(edges)
     linked: set[int] = set()
@@ -417,7 +456,7 @@ def data_flow(tree: tree_sitter.Tree, code: str, lang: str) -> list[Edge]:
             merged[edge.position] = edge
         else:
             merged[edge.position] = edge._replace(
-                sources=_first_appearance(earlier.sources + edge.sources),
+                sources=_set_merged(earlier.sources + edge.sources),
                 source_positions=tuple(set(earlier.source_positions + edge.source_positions)),
             )
     return list(merged.values())

@@ -65,7 +65,8 @@ def _codebleu_definition() -> str:
     # Python comments are removed with the standard tokenize module, which handles broken code
     # differently from one Python version to the next.
     tokenizer = f"python-tokenize-{sys.version_info.major}.{sys.version_info.minor}"
-    return f"codebleu-0.7.0-ws-w0.25-{parsers}-{tokenizer}"
+    # "pyhashseed0": data-flow name lists in the package's set order under PYTHONHASHSEED=0.
+    return f"codebleu-0.7.0-pyhashseed0-ws-w0.25-{parsers}-{tokenizer}"
 
 
 BLEU = MetricDefinition(
