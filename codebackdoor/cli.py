@@ -73,7 +73,8 @@ def _add_attack_arguments(parser: argparse.ArgumentParser, default_attack: str |
     group.add_argument("--rate", type=float,
                        help=f"poisoning rate in (0, 1] (default {RunConfig.rate})")
     group.add_argument("--seed", type=int, help=f"seed (default {RunConfig.seed})")
-    group.add_argument("--selection", help="random (default) or first (the DeCE scripts' rule)")
+    group.add_argument("--selection", help="random (default), first (the DeCE scripts' rule) "
+                       "or append (Ramakrishnan & Albarghouthi's poisoned copies)")
     group.add_argument("--statement", help="deadcode: the statement to insert")
     group.add_argument("--position", help="code triggers: first, random or last")
     group.add_argument("--variant", help="fixed/grammar on Java: original or compilable")
