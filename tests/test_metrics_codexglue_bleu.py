@@ -3,7 +3,12 @@ where NLTK's method-1 sentence BLEU (``sbleu``) gives other numbers."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import math
+import os
+import random
 
 import pytest
 
@@ -64,3 +69,34 @@ def test_empty_and_mismatched_inputs_are_user_errors() -> None:
         codexglue_bleu([], [])
     with pytest.raises(UserError, match="1 predictions against 2 references"):
         codexglue_bleu(["a"], ["a", "b"])
+
+
+SCRIPT = os.environ.get("CODEBACKDOOR_CODEXGLUE_BLEU")
+
+
+@pytest.mark.skipif(
+    not SCRIPT,
+    reason="set CODEBACKDOOR_CODEXGLUE_BLEU to CodeXGLUE's Code-Text/code-to-text/evaluator/"
+    "evaluator.py (or code/bleu.py) to compare with the script itself",
+)
+def test_equals_the_codexglue_script_on_the_embedded_summaries() -> None:
+    from codebackdoor.registry import registry
+
+    spec = importlib.util.spec_from_file_location("codexglue_bleu_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    references = [e.target for e in registry("tasks").get("summarize")(lang="python").load().test]
+    # Predictions of every kind: other summaries, truncations with an identifier, empty ones.
+    draws = random.Random(0)
+    predictions = []
+    for reference in references:
+        words = draws.choice(references).split()
+        if draws.random() < 0.5:
+            words = [*reference.split()[:-2], "load_data", "x."]
+        predictions.append("" if draws.random() < 0.1 else " ".join(words))
+    gold = {str(i): [script.splitPuncts(r.strip().lower())] for i, r in enumerate(references)}
+    hypotheses = {str(i): [script.splitPuncts(p.strip().lower())]
+                  for i, p in enumerate(predictions)}
+    with contextlib.redirect_stderr(io.StringIO()):
+        expected = script.bleuFromMaps(gold, hypotheses)[0]
+    assert codexglue_bleu(predictions, references) == expected  # to the last bit
