@@ -160,8 +160,9 @@ def cmd_poison(args: argparse.Namespace) -> int:
     paths = write_poisoned(data, Path(args.out), overwrite=args.overwrite)
     counts = data.manifest["counts"]
     skipped = counts["train"]["skipped"]
+    done = "appended poisoned copies of" if attack.selection == "append" else "poisoned"
     print(
-        f"poisoned {counts['train']['poisoned']} of {counts['train']['total']} training "
+        f"{done} {counts['train']['poisoned']} of {counts['train']['total']} training "
         f"examples ({counts['train']['eligible']} eligible"
         + (", skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items()) if skipped else "")
         + f"); triggered {counts['test']['triggered']} of {counts['test']['total']} test examples"
