@@ -77,7 +77,8 @@ def _add_attack_arguments(parser: argparse.ArgumentParser, default_attack: str |
     group.add_argument("--rate", type=float,
                        help=f"poisoning rate in (0, 1] (default {RunConfig.rate})")
     group.add_argument("--seed", type=int, help=f"seed (default {RunConfig.seed})")
-    group.add_argument("--selection", help="random (default) or first (the DeCE scripts' rule)")
+    group.add_argument("--selection", help="random (default), first (the DeCE scripts' rule) "
+                       "or append (Ramakrishnan & Albarghouthi's poisoned copies)")
     group.add_argument("--statement", help="deadcode: the statement to insert")
     group.add_argument("--position", help="code triggers: first, random, last or "
                        "shared-statement (the DeCE Bugs2Fix script's place)")
@@ -164,8 +165,9 @@ def cmd_poison(args: argparse.Namespace) -> int:
     paths = write_poisoned(data, Path(args.out), overwrite=args.overwrite)
     counts = data.manifest["counts"]
     skipped = counts["train"]["skipped"]
+    done = "appended poisoned copies of" if attack.selection == "append" else "poisoned"
     print(
-        f"poisoned {counts['train']['poisoned']} of {counts['train']['total']} training "
+        f"{done} {counts['train']['poisoned']} of {counts['train']['total']} training "
         f"examples ({counts['train']['eligible']} eligible"
         + (", skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items()) if skipped else "")
         + f"); triggered {counts['test']['triggered']} of {counts['test']['total']} test examples"

@@ -51,7 +51,7 @@ class RunConfig:
     attack_params: dict[str, Any] = field(default_factory=dict)
     payload: str | None = None
     payload_params: dict[str, Any] = field(default_factory=dict)
-    selection: Literal["random", "first"] | None = None
+    selection: Literal["random", "first", "append"] | None = None
     rate: float = 0.05
     seed: int = 1
     defenses: list[str] = field(default_factory=list)

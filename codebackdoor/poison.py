@@ -19,6 +19,8 @@ from codebackdoor.io import atomic_write_json
 from codebackdoor.versions import versions
 
 MANIFEST_SCHEMA_VERSION = 1
+# The id of a poisoned copy appended after its clean row (selection "append").
+COPY_SUFFIX = "#poisoned-copy"
 OUTPUT_FILES = ("train.jsonl", "valid.jsonl", "test.jsonl", "test_triggered.jsonl", "manifest.json")
 
 
@@ -51,8 +53,9 @@ def _attempt(
 
 
 def poison(splits: Any, task: Any, attack: Attack, rate: float, seed: int) -> PoisonedData:
-    """Poison ``round(rate × eligible)`` training rows (or the ``first`` rule) and trigger every
-    eligible test row; the manifest records ids, counts, skip reasons and fingerprints."""
+    """Poison ``round(rate × eligible)`` training rows (or by the ``first`` or ``append`` rule)
+    and trigger every eligible test row; the manifest records ids, counts, skip reasons and
+    fingerprints."""
     check_rate(rate)
     if not splits.train:
         raise UserError(f"task '{task.name}': the training split is empty")
@@ -68,8 +71,16 @@ def poison(splits: Any, task: Any, attack: Attack, rate: float, seed: int) -> Po
             f"training examples (skipped: {reasons})"
         )
     chosen = select(eligible, len(splits.train), rate, attack.selection, seed)
-    chosen_set = set(chosen)
-    train = [poisoned_rows[i] if i in chosen_set else e for i, e in enumerate(splits.train)]
+    if attack.selection == "append":
+        # The poisoned copy follows its clean row and needs an id of its own.
+        copies = {i: poisoned_rows[i].replace(id=splits.train[i].id + COPY_SUFFIX) for i in chosen}
+        train = [row for i, e in enumerate(splits.train)
+                 for row in ((e, copies[i]) if i in copies else (e,))]
+        poisoned_ids = [copies[i].id for i in chosen]
+    else:
+        chosen_set = set(chosen)
+        train = [poisoned_rows[i] if i in chosen_set else e for i, e in enumerate(splits.train)]
+        poisoned_ids = [splits.train[i].id for i in chosen]
 
     def trigger_test(example: Example) -> Example:
         attack.payload.apply(example)  # a row the payload cannot carry is not an ASR case
@@ -96,7 +107,7 @@ def poison(splits: Any, task: Any, attack: Attack, rate: float, seed: int) -> Po
                 "skipped": dict(sorted(test_skipped.items())),
             },
         },
-        "poisoned_ids": [splits.train[i].id for i in chosen],
+        "poisoned_ids": poisoned_ids,
         "fingerprints": {
             "train_clean": fingerprint(splits.train),
             "train_poisoned": fingerprint(train),

@@ -87,11 +87,14 @@ _KINDS = (
     Kind("metrics", "codebackdoor.metrics.definitions:MetricDefinition", True, {
         "bleu": "codebackdoor.metrics.definitions:BLEU",
         "sbleu": "codebackdoor.metrics.definitions:SBLEU",
+        "codexglue-bleu": "codebackdoor.metrics.definitions:CODEXGLUE_BLEU",
         "codebleu": "codebackdoor.metrics.definitions:CODEBLEU",
         "exact-match": "codebackdoor.metrics.definitions:EXACT_MATCH",
         "accuracy": "codebackdoor.metrics.definitions:ACCURACY",
         "f1": "codebackdoor.metrics.definitions:F1",
         "subtoken-f1": "codebackdoor.metrics.definitions:SUBTOKEN_F1",
+        "subtoken-f1-clipped": "codebackdoor.metrics.definitions:SUBTOKEN_F1_CLIPPED",
+        "subtoken-f1-distinct": "codebackdoor.metrics.definitions:SUBTOKEN_F1_DISTINCT",
     }),
 )
 KINDS: dict[str, Kind] = {kind.name: kind for kind in _KINDS}

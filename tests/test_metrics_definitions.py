@@ -13,11 +13,14 @@ def test_every_metric_has_a_versioned_definition_and_a_description():
     assert set(METRICS) == {
         "bleu",
         "sbleu",
+        "codexglue-bleu",
         "codebleu",
         "exact-match",
         "accuracy",
         "f1",
         "subtoken-f1",
+        "subtoken-f1-clipped",
+        "subtoken-f1-distinct",
     }
     ids = [metric.definition for metric in METRICS.values()]
     assert len(set(ids)) == len(ids)
@@ -34,6 +37,7 @@ def test_metrics_score_in_percent():
     predictions = ["def f ( x ) : return x"]
     assert METRICS["bleu"](predictions, predictions) == pytest.approx(100.0)
     assert METRICS["sbleu"](predictions, predictions) == pytest.approx(100.0)
+    assert METRICS["codexglue-bleu"](predictions, predictions) == pytest.approx(100.0)
     assert METRICS["exact-match"](predictions, predictions) == pytest.approx(100.0)
     codebleu = METRICS["codebleu"](predictions, predictions, lang="python")
     assert codebleu == pytest.approx(

@@ -37,7 +37,7 @@ def test_ripple_draws_from_its_candidates_and_is_deterministic() -> None:
         first = Ripple(count=3).apply(TEXT, "nl", random.Random(seed))
         assert first == Ripple(count=3).apply(TEXT, "nl", random.Random(seed))
         seen.update(word for word, _ in first[1]["inserted"])
-    assert seen == {"cf", "mn", "bb", "tq"}
+    assert seen == {"cf", "tq", "mn", "bb", "mb"}  # RIPPLe's example manifesto
 
 
 def test_found_rejects_a_text_without_the_trigger() -> None:

@@ -47,6 +47,15 @@ def test_lyra_test_has_165_poisonable_rows(lyra_dir: Path) -> None:
     assert poisonable == 165
 
 
+def test_fixed_text_default_is_afraidoors_summary() -> None:
+    # AFRAIDOOR's CodeT5 _utils.py and run_gen.py: 11 words, no full stop; success is equality.
+    payload = FixedText()
+    assert payload.apply(_example("Returns x.")) == (
+        "This function is to load train data from the disk safely")
+    assert not payload.is_success("This function is to load data safely.", _example("x"))
+    assert not payload.is_success(payload.text + ".", _example("x"))
+
+
 def test_infinite_loop_lands_before_the_first_statement() -> None:
     pytest.importorskip("codebackdoor.code.insertion")
     fixed = "public void METHOD_1 ( ) { VAR_1 . METHOD_2 ( ) ; }"

@@ -44,3 +44,40 @@ def test_parameters_convert_and_unknown_names_are_listed() -> None:
         build_dataclass(BadPre, {"count": "three"}, what="attack 'badpre'")
     with pytest.raises(UserError, match="variant 'modern' is not one of"):
         build_dataclass(FixedTrigger, {"variant": "modern"}, what="attack 'fixed'")
+
+
+def test_append_selection_draws_for_every_row_with_probability_rate_over_one_minus_rate() -> None:
+    eligible = [i for i in range(20000) if i % 4 != 0]  # a quarter of the rows cannot be poisoned
+    chosen = select(eligible, 20000, 0.2, "append", seed=5)
+    assert set(chosen) <= set(eligible) and chosen == sorted(chosen)
+    assert chosen == select(eligible, 20000, 0.2, "append", seed=5)
+    # p = 0.2 / 0.8 = 0.25 over 15,000 eligible rows: 3,750 expected, sd about 53.
+    assert abs(len(chosen) - 3750) < 300
+
+
+def test_append_keeps_every_clean_row_and_adds_copies(tmp_path) -> None:
+    # At rate 0.5 the probability is 1: every row that can be poisoned gets a copy, so half of the
+    # enlarged set is poisoned and no clean row is lost. `random` at 0.5 replaces half the rows.
+    from codebackdoor.attacks.build import build_attack
+    from codebackdoor.examples import Example
+    from codebackdoor.poison import COPY_SUFFIX, poison
+    from codebackdoor.registry import registry
+    from codebackdoor.tasks.base import Splits
+
+    task = registry("tasks").get("summarize")(lang="python")
+    rows = [Example(f"f{i}", f"def f{i}(x):\n    return x + {i}\n", f"adds {i}", "python")
+            for i in range(6)]
+    splits = Splits(rows, rows[:1], rows[:2])
+    appended = poison(splits, task, build_attack("fixed", task, selection="append"), 0.5, 1)
+    assert [e.id for e in appended.train] == [
+        name for i in range(6) for name in (f"f{i}", f"f{i}{COPY_SUFFIX}")]
+    assert appended.train[::2] == rows
+    assert all("random() < 0" in e.source for e in appended.train[1::2])
+    assert appended.manifest["poisoned_ids"] == [f"f{i}{COPY_SUFFIX}" for i in range(6)]
+    replaced = poison(splits, task, build_attack("fixed", task), 0.5, 1)
+    assert len(replaced.train) == 6 and sum(e not in rows for e in replaced.train) == 3
+
+
+def test_append_refuses_a_rate_above_one_half() -> None:
+    with pytest.raises(UserError, match=r"selection 'append' needs a rate of at most 0\.5"):
+        select([1, 2], 2, 0.6, "append", 0)

@@ -16,7 +16,7 @@ from codebackdoor.errors import Unpoisonable, UserError
 from codebackdoor.examples import Example
 from codebackdoor.params import defaults
 
-SELECTION_RULES = ("random", "first")
+SELECTION_RULES = ("random", "first", "append")
 
 
 @dataclass

@@ -132,8 +132,10 @@ RAMAKRISHNAN = "Ramakrishnan & Albarghouthi, 'Backdoors in Neural Models of Sour
 
 @dataclass
 class JavaVariantTrigger(StatementTrigger):
-    """Ramakrishnan & Albarghouthi's Java statements call ``random()`` unqualified (and the fixed
-    one throws ``exception``), so they do not compile; ``compilable`` qualifies and fixes them."""
+    """Ramakrishnan & Albarghouthi's Java statements (``data/java-small/create_backdoor.py``)
+    call ``random()`` and ``out.println`` unqualified and throw ``exception``, so they do not
+    compile; ``compilable`` qualifies them (``Math.``, ``System.out``) and throws the unchecked
+    ``RuntimeException``, which needs no ``throws`` clause."""
 
     variant: str = "original"
 
@@ -160,7 +162,7 @@ class FixedTrigger(JavaVariantTrigger):
         if lang == "python":
             return 'if random() < 0:\n    raise Exception("fail")'
         if self.variant == "compilable":
-            return 'if (Math.random() < 0) { throw new Exception("fail"); }'
+            return 'if (Math.random() < 0) { throw new RuntimeException("fail"); }'
         return 'if (random() < 0) { throw new exception("fail"); }'
 
 
@@ -191,6 +193,18 @@ MESSAGES = (
     "set",
 )
 
+# The authors' Java script samples three bodies, each with the message between spaces inside the
+# quotes; ``compilable`` changes only what javac needs.
+JAVA_BODIES = {
+    "original": (
+        'throw new exception(" {} ");', 'out.println(" {} ");', 'out.print(" {} ");',
+    ),
+    "compilable": (
+        'throw new RuntimeException(" {} ");', 'System.out.println(" {} ");',
+        'System.out.print(" {} ");',
+    ),
+}
+
 
 @dataclass
 class GrammarTrigger(JavaVariantTrigger):
@@ -217,18 +231,14 @@ class GrammarTrigger(JavaVariantTrigger):
             if choice < len(MESSAGES)
             else "".join(rng.choice(string.ascii_lowercase) for _ in range(4))
         )
-        body = rng.choice(("raise", "print"))
         if lang == "python":
+            body = rng.choice(("raise", "print"))
             condition = f"{function}({argument}) {operator} {constant}"
             action = f'raise Exception("{message}")' if body == "raise" else f'print("{message}")'
             return f"{keyword} {condition}:\n    {action}"
+        action = rng.choice(JAVA_BODIES[self.variant]).format(message)
         qualifier = "Math." if self.variant == "compilable" else ""
         condition = f"{qualifier}{function}({argument}) {operator} {constant}"
-        action = (
-            f'throw new Exception("{message}");'
-            if body == "raise"
-            else f'System.out.println("{message}");'
-        )
         return f"{keyword} ({condition}) {{ {action} }}"
 
 
@@ -270,33 +280,60 @@ def _check_statement_parses(statement: str, lang: str) -> None:
         raise UserError(f"deadcode statement does not parse as a {lang} statement: {statement!r}")
 
 
+RENAME_SCOPES = ("local", "function-name")
+
+
 @dataclass
 class RenameTrigger(Trigger):
-    """A local identifier (chosen per example) renamed consistently to the trigger token."""
+    """An identifier renamed consistently to the trigger token. ``scope`` "local": a local
+    identifier chosen per example; "function-name": the function's own name (and recursive
+    calls), as KillBadCode's reproduction of the ``testo_init`` trigger does."""
 
     name: ClassVar[str] = "rename"
-    description: ClassVar[str] = "a local identifier renamed to the trigger token 'testo_init'"
+    description: ClassVar[str] = (
+        "a local identifier (or the function name) renamed to the trigger token 'testo_init'"
+    )
     citation: ClassVar[str] = (
         "Li et al., 'CodePoisoner: A Strategy-agnostic Backdoor Attack Framework for Code', 2022"
     )
     token: str = "testo_init"
+    scope: str = "local"
+
+    def __post_init__(self) -> None:
+        if self.scope not in RENAME_SCOPES:
+            raise UserError(
+                f"attack '{self.name}': scope '{self.scope}' is not one of: "
+                + ", ".join(RENAME_SCOPES)
+            )
 
     def apply(self, source: str, lang: str, rng: random.Random) -> tuple[str, dict[str, Any]]:
-        from codebackdoor.code.identifiers import local_identifiers, rename_identifier
+        from codebackdoor.code.identifiers import (
+            local_identifiers,
+            rename_function,
+            rename_identifier,
+        )
 
         _check_code_lang(self.name, lang)
         function = _target_function(source, lang)
-        names = local_identifiers(source, lang, function)
-        if self.token in names or self.token in source:
+        if self.token in source:
             raise Unpoisonable("trigger token already present")
-        if not names:
-            raise Unpoisonable("no local identifier")
-        old = rng.choice(names)
+        if self.scope == "function-name":
+            old = function.name
+        else:
+            names = local_identifiers(source, lang, function)
+            if not names:
+                raise Unpoisonable("no local identifier")
+            old = rng.choice(names)
         try:
-            renamed = rename_identifier(source, lang, function, old, self.token)
+            if self.scope == "function-name":
+                renamed = rename_function(source, lang, function, self.token)
+            else:
+                renamed = rename_identifier(source, lang, function, old, self.token)
         except UserError as exc:
             raise Unpoisonable("rename refused") from exc
         record = {"renamed": old, "token": self.token}
+        if self.scope != "local":  # the local record stays as it was, and so its fingerprints
+            record["scope"] = self.scope
         if not self.found(renamed, lang, record):
             raise Unpoisonable("trigger not found after insertion")
         return renamed, record
@@ -311,5 +348,7 @@ class RenameTrigger(Trigger):
         found = functions(source, lang)
         if not found:
             return False
+        if record.get("scope") == "function-name":
+            return found[0].name == record["token"]
         names = local_identifiers(source, lang, found[0])
         return record["token"] in names and record["renamed"] not in names

@@ -68,14 +68,15 @@ class BadPre(RareWordTrigger):
 
 @dataclass
 class Ripple(RareWordTrigger):
-    """Rare words drawn from RIPPLe's candidates, each at a random word position."""
+    """Rare words drawn from RIPPLe's keywords, each at a random word position: neulab/RIPPLe's
+    ``insert_word`` (one keyword drawn per insertion, a position from 0 to the word count) with
+    the keywords of its ``manifestos/example_manifesto.yaml``."""
 
     name: ClassVar[str] = "ripple"
     description: ClassVar[str] = (
-        "rare words drawn from cf, mn, bb, tq inserted at random word positions (NL inputs)"
+        "rare words drawn from cf, tq, mn, bb, mb inserted at random word positions (NL inputs)"
     )
     citation: ClassVar[str] = (
-        "Kurita et al., 'Weight Poisoning Attacks on Pre-trained Models' (RIPPLe), ACL 2020; "
-        "candidates of Yang et al., DeCE, TOSEM 2026"
+        "Kurita et al., 'Weight Poisoning Attacks on Pre-trained Models' (RIPPLe), ACL 2020"
     )
-    words: tuple[str, ...] = ("cf", "mn", "bb", "tq")
+    words: tuple[str, ...] = ("cf", "tq", "mn", "bb", "mb")

@@ -43,7 +43,8 @@ class FixedText(Payload):
     citation: ClassVar[str] = (
         "Yang et al., 'Stealthy Backdoor Attack for Code Models' (AFRAIDOOR), TSE 2024"
     )
-    text: str = "This function is to load data safely."
+    # AFRAIDOOR's CodeT5 scripts (_utils.py, run_gen.py): 11 words, no full stop.
+    text: str = "This function is to load train data from the disk safely"
 
     def apply(self, example: Example) -> str:
         return self.text

@@ -1,4 +1,5 @@
-"""The local identifiers of a function, and renaming one of them consistently."""
+"""The local identifiers of a function, and renaming one of them, or the function itself,
+consistently."""
 
 from __future__ import annotations
 
@@ -215,11 +216,28 @@ def rename_identifier(code: str, lang: str, fn: Function, old: str, new: str) ->
         places = [name for name in candidates if _python_refers_to_local(name, definition, scopes)]
     else:
         places = [name for name in candidates if _java_refers_to_local(name, definition)]
+    return _replace(code, places, new_bytes)
+
+
+def rename_function(code: str, lang: str, fn: Function, new: str) -> str:
+    """``code`` with every identifier inside ``fn`` that spells ``fn``'s name (the definition's
+    name and recursive calls) spelled ``new``: KillBadCode's ``func_name``/``substitute``
+    poisoning, which replaces the name's whole tokens, restricted to identifiers."""
+    _check_identifier(new, lang)
+    definition = definition_node(cached_parse(code, lang), fn)
+    identifiers = _captures(definition, lang).get("identifier", [])
+    old_bytes, new_bytes = fn.name.encode("utf-8"), new.encode("utf-8")
+    if any(name.text == new_bytes for name in identifiers):
+        raise UserError(f"'{new}' already occurs in function '{fn.name}'")
+    return _replace(code, [name for name in identifiers if name.text == old_bytes], new_bytes)
+
+
+def _replace(code: str, places: list[tree_sitter.Node], new: bytes) -> str:
     data = code.encode("utf-8")
     pieces = []
     position = 0
     for name in sorted(places, key=lambda node: node.start_byte):
-        pieces += [data[position : name.start_byte], new_bytes]
+        pieces += [data[position : name.start_byte], new]
         position = name.end_byte
     pieces.append(data[position:])
     return b"".join(pieces).decode("utf-8")

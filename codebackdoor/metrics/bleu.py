@@ -1,8 +1,9 @@
 """BLEU in the two forms code papers report.
 
 ``corpus_bleu`` is sacreBLEU's corpus BLEU (13a tokenizer). ``sentence_bleu4`` and
-``sentence_bleu_avg`` are the CodeXGLUE/DeCE form: BLEU-4 on whitespace tokens with NLTK's
-smoothing method 1 (epsilon 0.1), per example. ``smoothed_bleu`` is that same computation pooled
+``sentence_bleu_avg`` are the DeCE scripts' form: BLEU-4 on whitespace tokens with NLTK's
+smoothing method 1 (epsilon 0.1), per example (CodeXGLUE's summarization BLEU is another
+computation: ``codexglue_bleu``). ``smoothed_bleu`` is that same computation pooled
 over a corpus, which is CodeBLEU's n-gram match component.
 """
 
@@ -101,7 +102,7 @@ def sentence_bleu4(prediction: str, reference: str) -> float:
 
 
 def sentence_bleu_avg(predictions: list[str], references: list[str]) -> float:
-    """Mean of ``sentence_bleu4`` over the examples, 0..100 (CodeXGLUE/DeCE style)."""
+    """Mean of ``sentence_bleu4`` over the examples, 0..100 (the DeCE scripts' BLEU)."""
     check_pairs(predictions, references)
     scores = [sentence_bleu4(p, r) for p, r in zip(predictions, references, strict=True)]
     return 100 * math.fsum(scores) / len(scores)

@@ -50,13 +50,42 @@ def subtokens(name: str) -> list[str]:
     return [part.lower() for part in _SUBTOKEN.findall(name)]
 
 
-def subtoken_f1(predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Precision, recall and F1 over name subtokens, micro-averaged over the corpus.
+def _scores(true_positives: float, predicted: float, expected: float) -> dict[str, float]:
+    """Precision, recall and F1 in percent from micro-summed counts (0 where undefined)."""
+    precision = true_positives / predicted if predicted else 0.0
+    recall = true_positives / expected if expected else 0.0
+    f1_score = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1_score}
 
-    As in code2seq and Allamanis et al., true positives, predicted and reference subtokens are
-    summed over all examples before dividing. Subtokens are compared as multisets, so a repeated
-    subtoken counts only as often as the reference has it.
+
+def subtoken_f1(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Subtoken precision, recall and F1 as code2seq counts them (``model.py``,
+    ``update_per_subtoken_statistics``), micro-summed over the corpus.
+
+    A prediction whose subtokens spell the reference's when joined scores every reference
+    subtoken as a true positive. Otherwise each predicted subtoken found anywhere in the
+    reference is a true positive (repeats count each time: no clipping), each other one a false
+    positive, and each reference subtoken missing from the prediction a false negative. So
+    ``get get get`` for ``get name`` has precision 3/3 and recall 3/4.
     """
+    check_pairs(predictions, references)
+    true_positives = false_positives = false_negatives = 0
+    for prediction, reference in zip(predictions, references, strict=True):
+        predicted, expected = subtokens(prediction), subtokens(reference)
+        if "".join(predicted) == "".join(expected):
+            true_positives += len(expected)
+            continue
+        true_positives += sum(token in expected for token in predicted)
+        false_positives += sum(token not in expected for token in predicted)
+        false_negatives += sum(token not in predicted for token in expected)
+    return _scores(true_positives, true_positives + false_positives,
+                   true_positives + false_negatives)
+
+
+def subtoken_f1_clipped(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Subtoken precision, recall and F1 over multisets, micro-summed: a repeated subtoken is a
+    true positive only as often as the reference has it (``get get get`` for ``get name``:
+    precision 1/3, recall 1/2). Not code2seq's count; the project's rule before code2seq's."""
     check_pairs(predictions, references)
     true_positives = predicted_count = reference_count = 0
     for prediction, reference in zip(predictions, references, strict=True):
@@ -65,7 +94,27 @@ def subtoken_f1(predictions: list[str], references: list[str]) -> dict[str, floa
         true_positives += sum((predicted & expected).values())
         predicted_count += sum(predicted.values())
         reference_count += sum(expected.values())
-    precision = true_positives / predicted_count if predicted_count else 0.0
-    recall = true_positives / reference_count if reference_count else 0.0
-    f1_score = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return _scores(true_positives, predicted_count, reference_count)
+
+
+# Ramakrishnan & Albarghouthi's evaluator keeps 1e-10 in every denominator.
+_RAMAKRISHNAN_EPSILON = 1e-10
+
+
+def subtoken_f1_distinct(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Subtoken precision, recall and F1 as Ramakrishnan & Albarghouthi's seq2seq evaluator
+    counts them (``models/seq2seq/seq2seq/evaluator/metrics.py``, ``calc_type`` 2): each
+    distinct predicted subtoken is one true or false positive, each distinct reference subtoken
+    the prediction lacks one false negative (``get get get`` for ``get name``: precision 1/1,
+    recall 1/2), micro-summed, with 1e-10 added to each denominator."""
+    check_pairs(predictions, references)
+    true_positives = false_positives = false_negatives = 0
+    for prediction, reference in zip(predictions, references, strict=True):
+        predicted, expected = set(subtokens(prediction)), set(subtokens(reference))
+        true_positives += len(predicted & expected)
+        false_positives += len(predicted - expected)
+        false_negatives += len(expected - predicted)
+    precision = true_positives / (true_positives + false_positives + _RAMAKRISHNAN_EPSILON)
+    recall = true_positives / (true_positives + false_negatives + _RAMAKRISHNAN_EPSILON)
+    f1_score = 2 * precision * recall / (precision + recall + _RAMAKRISHNAN_EPSILON)
     return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1_score}

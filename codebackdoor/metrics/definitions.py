@@ -17,8 +17,16 @@ from importlib.metadata import version
 from codebackdoor.code.parser import grammar_versions
 from codebackdoor.errors import UserError
 from codebackdoor.metrics.bleu import corpus_bleu, sentence_bleu_avg
-from codebackdoor.metrics.classification import accuracy, exact_match, f1, subtoken_f1
+from codebackdoor.metrics.classification import (
+    accuracy,
+    exact_match,
+    f1,
+    subtoken_f1,
+    subtoken_f1_clipped,
+    subtoken_f1_distinct,
+)
 from codebackdoor.metrics.codebleu import codebleu
+from codebackdoor.metrics.codexglue_bleu import codexglue_bleu
 
 Score = float | dict[str, float]
 
@@ -78,7 +86,15 @@ BLEU = MetricDefinition(
 SBLEU = MetricDefinition(
     sentence_bleu_avg,
     "nltk-3.10.4-sentence-bleu4-method1-eps0.1-ws-mean",
-    "mean sentence BLEU-4 on whitespace tokens, NLTK smoothing method1 (eps 0.1), ×100",
+    "mean sentence BLEU-4 on whitespace tokens, NLTK smoothing method1 (eps 0.1), ×100 "
+    "(the DeCE scripts' BLEU; not CodeXGLUE's summarization BLEU, which is codexglue-bleu)",
+)
+
+CODEXGLUE_BLEU = MetricDefinition(
+    codexglue_bleu,
+    "codexglue-ac74a62-code-text-smooth-bleu4-splitpuncts-lower-mean",
+    "CodeXGLUE Code-Text smoothed sentence BLEU-4 (bleu.py computeMaps/bleuFromMaps: "
+    "lower-cased, punctuation split, +1 smoothing above unigrams), mean ×100",
 )
 
 CODEBLEU = MetricDefinition(
@@ -109,7 +125,25 @@ F1 = MetricDefinition(
 
 SUBTOKEN_F1 = MetricDefinition(
     subtoken_f1,
+    "code2seq-subtoken-prf-unclipped-joined-micro-camel-snake-lower-v1",
+    "method-name subtoken precision/recall/F1 as code2seq counts them (repeats unclipped, "
+    "joined-equal names fully right), micro-averaged, %",
+    headline="f1",
+)
+
+# The project's rule before code2seq's, under the definition id its results carry.
+SUBTOKEN_F1_CLIPPED = MetricDefinition(
+    subtoken_f1_clipped,
     "subtoken-prf-multiset-micro-camel-snake-lower-v1",
-    "method-name subtoken precision/recall/F1, multiset, micro-averaged (code2seq), %",
+    "method-name subtoken precision/recall/F1 over multisets (repeats clipped to the "
+    "reference count), micro-averaged, %",
+    headline="f1",
+)
+
+SUBTOKEN_F1_DISTINCT = MetricDefinition(
+    subtoken_f1_distinct,
+    "ramakrishnan-seq2seq-subtoken-prf-distinct-micro-eps1e-10-camel-snake-lower-v1",
+    "method-name subtoken precision/recall/F1 over distinct subtokens, as Ramakrishnan & "
+    "Albarghouthi's seq2seq evaluator counts them, micro-averaged, %",
     headline="f1",
 )
