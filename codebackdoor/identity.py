@@ -1,7 +1,9 @@
 """A run's identity: every value its result depends on, as plain data, and the run id hashed
 from it. Files a config names count by their content: attack and defense presets, the model
 card of a ``pretrained:`` checkpoint, and the files of a local model directory, so that a
-changed file makes a new run instead of reading back the old result."""
+changed file makes a new run instead of reading back the old result. The package's version
+counts too: a release that changes what a run computes (a default, a metric, a placement rule)
+makes every run new, instead of reading back results the old code computed."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from codebackdoor import __version__
 from codebackdoor.config import RunConfig
 from codebackdoor.models.pretrained import CARD_FILE, PRETRAINED_PREFIX, pretrained_directory
 from codebackdoor.presets import is_preset_path
@@ -24,6 +27,7 @@ EDGE_BYTES = 4 << 20
 def identity(config: RunConfig) -> dict[str, Any]:
     """The fields that decide ``config``'s result, named files included by content."""
     values = dataclasses.asdict(config)
+    values["codebackdoor"] = __version__
     values["attack"] = _preset(config.attack) if config.attack else None
     values["defenses"] = [_preset(spec) for spec in config.defenses]
     model = _model(config.model)

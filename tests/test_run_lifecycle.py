@@ -108,3 +108,12 @@ def test_sigterm_ends_a_run_with_a_resume_hint_and_resume_finishes_it(
     assert finished.returncode == 0, finished.stderr
     result = json.loads((run_directory / "result.json").read_text())
     assert [point["epoch"] for point in result["curve"]] == list(range(1, 7))
+
+
+def test_a_release_that_changes_what_runs_compute_makes_new_runs(monkeypatch) -> None:
+    from codebackdoor import identity as identity_module
+
+    config = make_config({})
+    before = run_id(config)
+    monkeypatch.setattr(identity_module, "__version__", "999.0.0")
+    assert run_id(config) != before
