@@ -24,9 +24,13 @@ TRIVIAL_DEFINITION = {
 }
 
 
-def clean_metrics(task: Any, predictions: list[str], references: list[str]) -> dict[str, Any]:
+def clean_metrics(task: Any, predictions: list[str], references: list[str], *,
+                  intervals: bool = True) -> dict[str, Any]:
     """Each of the task's metrics as {"value", "definition"}; a metric with components
-    (CodeBLEU, subtoken P/R/F1) adds one entry per component, named ``metric.component``."""
+    (CodeBLEU, subtoken P/R/F1) adds one entry per component, named ``metric.component``.
+    ``intervals``: each entry also gets its 95% interval over test items (``ci95``, with
+    ``ci95_method``); a training curve point leaves them out."""
+    from codebackdoor.metrics.items import intervals as item_intervals
     from codebackdoor.metrics.registry import METRICS
 
     values: dict[str, Any] = {}
@@ -41,6 +45,9 @@ def clean_metrics(task: Any, predictions: list[str], references: list[str]) -> d
                 values[f"{name}.{component}"] = {"value": value, "definition": metric.definition}
         else:
             values[name] = {"value": score, "definition": metric.definition}
+        if intervals:
+            for key, interval in item_intervals(name, predictions, references, lang).items():
+                values[key].update(interval)
     return values
 
 
@@ -67,9 +74,14 @@ class AttackRates:
 
 
 def _ratio(numerator: int, denominator: int, definition: str) -> dict[str, Any]:
+    from codebackdoor.stats import WILSON, wilson
+
     value = 100.0 * numerator / denominator if denominator else None
+    interval = wilson(numerator, denominator)
     return {"value": value, "numerator": numerator, "denominator": denominator,
-            "definition": definition}
+            "definition": definition,
+            "ci95": None if interval is None else [100 * interval[0], 100 * interval[1]],
+            "ci95_method": WILSON}
 
 
 def attack_rates(

@@ -309,8 +309,8 @@ class _Scorer:
 
         predictions = victim.predict([e.source for e in clean])
         point: dict[str, Any] = {
-            self.primary: clean_metrics(self.task, predictions, [e.target for e in clean])[
-                self.primary]["value"],
+            self.primary: clean_metrics(self.task, predictions, [e.target for e in clean],
+                                        intervals=False)[self.primary]["value"],
             "clean_examples": len(clean),
         }
         if self.attack is not None and triggered:
@@ -341,7 +341,7 @@ class _Scorer:
         metrics: dict[str, Any] = {
             "clean": clean_metrics(self.task, clean_predictions, references),
             "trivial_baseline": {
-                name: {"value": value["value"],
+                name: {**value,
                        "definition": f"{TRIVIAL_DEFINITION[rule]}; {value['definition']}"}
                 for name, value in trivial.items()
             },

@@ -1,0 +1,187 @@
+"""Each metric as per-item statistics and a function of their sums.
+
+Summed over all test items, the statistics give the metric exactly as the registry computes it;
+summed over a bootstrap resample of the items they give the metric of that resample, without a
+new pass over the texts (design §10). Corpus metrics pool counts (sacreBLEU's sufficient
+statistics, CodeBLEU's n-gram, subtree and data-flow counts, subtoken counts), so the statistics
+are those counts; mean-type metrics carry (item score, 1).
+
+Proportions (accuracy, exact match) get the Wilson interval on hits/items; everything else the
+percentile bootstrap over items. A metric missing here (a plugin's) is bootstrapped by calling
+it on each resample, which is correct but slow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from codebackdoor import stats
+from codebackdoor.metrics import check_pairs
+from codebackdoor.metrics.bleu import _sacrebleu_scorer, sentence_bleu4
+from codebackdoor.metrics.classification import subtokens
+
+Components = dict[str, float]
+
+
+@dataclass(frozen=True)
+class ItemStatistics:
+    """``statistics(predictions, references, lang)`` is an items × k matrix; ``combine`` maps
+    its column sums to the metric's components (named as the registry's metric returns them, or
+    the metric's own name for a single number). ``proportion``: the first column is hits and
+    the metric is 100 × hits / items."""
+
+    statistics: Callable[[list[str], list[str], str | None], np.ndarray]
+    combine: Callable[[np.ndarray], Components]
+    proportion: bool = False
+
+
+def _hits(test: Callable[[str, str], bool]) -> Callable[..., np.ndarray]:
+    def statistics(predictions: list[str], references: list[str], lang: str | None) -> np.ndarray:
+        check_pairs(predictions, references)
+        return np.array([[test(p, r), 1] for p, r in zip(predictions, references, strict=True)],
+                        dtype=np.float64)
+    return statistics
+
+
+def _share(name: str) -> Callable[[np.ndarray], Components]:
+    def combine(sums: np.ndarray) -> Components:
+        return {name: 100 * sums[0] / sums[1] if sums[1] else math.nan}
+    return combine
+
+
+def _sbleu(predictions: list[str], references: list[str], lang: str | None) -> np.ndarray:
+    check_pairs(predictions, references)
+    return np.array([[sentence_bleu4(p, r), 1] for p, r in zip(predictions, references,
+                                                                 strict=True)])
+
+
+def _bleu(predictions: list[str], references: list[str], lang: str | None) -> np.ndarray:
+    check_pairs(predictions, references)
+    # sacreBLEU's own segment statistics: sys_len, ref_len, matches 1-4, totals 1-4.
+    return np.array(_sacrebleu_scorer()._extract_corpus_statistics(predictions, [references]),
+                    dtype=np.float64)
+
+
+def _bleu_combine(sums: np.ndarray) -> Components:
+    counts = np.rint(sums).astype(int).tolist()
+    return {"bleu": float(_sacrebleu_scorer()._compute_score_from_stats(counts).score)}
+
+
+def _f1(predictions: list[str], references: list[str], lang: str | None) -> np.ndarray:
+    check_pairs(predictions, references)
+    rows = []
+    for prediction, reference in zip(predictions, references, strict=True):
+        predicted, actual = prediction.strip() == "1", reference.strip() == "1"
+        rows.append([predicted and actual, predicted != actual])
+    return np.array(rows, dtype=np.float64)
+
+
+def _f1_combine(sums: np.ndarray) -> Components:
+    true_positives, errors = sums
+    denominator = 2 * true_positives + errors
+    return {"f1": 100 * 2 * true_positives / denominator if denominator else 0.0}
+
+
+def _subtokens(predictions: list[str], references: list[str], lang: str | None) -> np.ndarray:
+    check_pairs(predictions, references)
+    rows = []
+    for prediction, reference in zip(predictions, references, strict=True):
+        predicted, expected = Counter(subtokens(prediction)), Counter(subtokens(reference))
+        rows.append([sum((predicted & expected).values()), sum(predicted.values()),
+                     sum(expected.values())])
+    return np.array(rows, dtype=np.float64)
+
+
+def _subtokens_combine(sums: np.ndarray) -> Components:
+    true_positives, predicted, expected = sums
+    precision = true_positives / predicted if predicted else 0.0
+    recall = true_positives / expected if expected else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1}
+
+
+def _codebleu(predictions: list[str], references: list[str], lang: str | None) -> np.ndarray:
+    from codebackdoor.metrics.codebleu import codebleu_statistics
+
+    if lang is None:
+        raise ValueError("CodeBLEU needs the code language")
+    return np.array(codebleu_statistics(predictions, references, lang), dtype=np.float64)
+
+
+def _codebleu_combine(sums: np.ndarray) -> Components:
+    from dataclasses import asdict
+
+    from codebackdoor.metrics.codebleu import codebleu_from_statistics
+
+    return {name: 100 * value for name, value in asdict(codebleu_from_statistics(sums)).items()}
+
+
+ITEMS: dict[str, ItemStatistics] = {
+    "accuracy": ItemStatistics(_hits(lambda p, r: p.strip() == r.strip()), _share("accuracy"),
+                               proportion=True),
+    "exact-match": ItemStatistics(_hits(lambda p, r: p.split() == r.split()),
+                                  _share("exact-match"), proportion=True),
+    "sbleu": ItemStatistics(_sbleu, _share("sbleu")),
+    "bleu": ItemStatistics(_bleu, _bleu_combine),
+    "f1": ItemStatistics(_f1, _f1_combine),
+    "subtoken-f1": ItemStatistics(_subtokens, _subtokens_combine),
+    "codebleu": ItemStatistics(_codebleu, _codebleu_combine),
+}
+
+
+def _recomputed(name: str) -> ItemStatistics:
+    """A metric without item statistics: an item is its index, and a resample is scored anew."""
+    from codebackdoor.metrics.registry import METRICS
+
+    metric = METRICS[name]
+    texts: list[tuple[list[str], list[str], str | None]] = []
+
+    def statistics(predictions: list[str], references: list[str], lang: str | None
+                   ) -> np.ndarray:
+        texts[:] = [(predictions, references, lang)]
+        return np.eye(len(predictions))
+
+    def combine(counts: np.ndarray) -> Components:
+        predictions, references, lang = texts[0]
+        chosen = np.repeat(np.arange(len(counts)), np.rint(counts).astype(int))
+        score = metric([predictions[i] for i in chosen], [references[i] for i in chosen],
+                       lang=lang if metric.needs_lang else None)
+        return score if isinstance(score, dict) else {name: score}
+
+    return ItemStatistics(statistics, combine)
+
+
+def item_statistics(name: str) -> ItemStatistics:
+    return ITEMS.get(name) or _recomputed(name)
+
+
+def intervals(name: str, predictions: list[str], references: list[str], lang: str | None,
+              *, resamples: int = stats.RESAMPLES, seed: int = stats.SEED
+              ) -> dict[str, dict[str, Any]]:
+    """``{"ci95": [low, high], "ci95_method": ...}`` for the metric and each of its components,
+    keyed as ``clean_metrics`` keys them (``name``, ``name.component``)."""
+    entry = item_statistics(name)
+    matrix = entry.statistics(predictions, references, lang)
+    if entry.proportion:
+        low_high = stats.wilson(int(np.rint(matrix[:, 0].sum())), len(matrix))
+        bounds = None if low_high is None else [100 * low_high[0], 100 * low_high[1]]
+        return {name: {"ci95": bounds, "ci95_method": stats.WILSON}}
+    components = sorted(entry.combine(matrix.sum(0)))
+    out: dict[str, dict[str, Any]] = {}
+    for component in components:
+        interval = stats.bootstrap(matrix, lambda sums, c=component: entry.combine(sums)[c],
+                                   resamples=resamples, seed=seed)
+        key = name if len(components) == 1 else f"{name}.{component}"
+        out[key] = {"ci95": None if interval is None else list(interval),
+                    "ci95_method": stats.bootstrap_method(resamples, seed)}
+    if len(components) > 1:
+        # The headline is the component ``clean_metrics`` reports under the metric's own name.
+        first = name.split("-")[0]
+        out[name] = out[f"{name}.{first if first in components else 'f1'}"]
+    return out
