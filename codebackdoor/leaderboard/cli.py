@@ -55,6 +55,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from codebackdoor.leaderboard.compare import compare, report
     from codebackdoor.leaderboard.published import read_published
 
+    if args.baseline is not None:
+        from codebackdoor.leaderboard import paired
+
+        pairs = paired.compare_baseline(_rows(Path(args.leaderboard)), args.baseline,
+                                        Path(args.leaderboard))
+        print(paired.report(pairs, args.format))
+        return 0
+
     published = read_published(Path(args.against))
     print(report(compare(published, _rows(Path(args.leaderboard))), args.format))
     return 0
@@ -126,6 +134,12 @@ def add_leaderboard_command(commands: Any) -> None:
     board_argument(comparing)
     comparing.add_argument("--against", default=str(DEFAULT_PUBLISHED),
                            help=f"published numbers (default {DEFAULT_PUBLISHED})")
+    comparing.add_argument(
+        "--baseline", metavar="DEFENSE",
+        help="instead of published numbers: each row against the row of this defense ('none': "
+        "plain training) with the same task, data, model, training, attack and rate, seed by "
+        "seed and item by item from the saved predictions; ΔASR and Δclean with 95%% intervals "
+        "and a verdict (docs/statistics.md)")
     comparing.add_argument("--format", choices=FORMATS, default="table")
     comparing.set_defaults(func=cmd_compare)
 
