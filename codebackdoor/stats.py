@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -102,25 +103,34 @@ def _percentiles(replicates: np.ndarray, confidence: float) -> Interval | None:
     return float(low), float(high)
 
 
-def _apply(combine: Combine, sums: np.ndarray) -> np.ndarray:
+def _apply(combine: Callable[[np.ndarray], Any], sums: np.ndarray) -> np.ndarray:
     return np.array([combine(row) for row in sums], dtype=np.float64)
 
 
-def bootstrap(statistics: np.ndarray, combine: Combine, *, resamples: int = RESAMPLES,
-              seed: int = SEED, confidence: float = CONFIDENCE) -> Interval | None:
-    """Percentile bootstrap interval of ``combine(statistics.sum(0))`` over the items (rows).
+def bootstrap_many(statistics: np.ndarray, combine: Callable[[np.ndarray], Sequence[float]], *,
+                   resamples: int = RESAMPLES, seed: int = SEED,
+                   confidence: float = CONFIDENCE) -> list[Interval | None]:
+    """Percentile bootstrap intervals of the quantities ``combine(statistics.sum(0))`` (several
+    at once, from the same resamples) over the items (rows).
 
-    ``combine`` maps the summed per-item statistics to the metric (NaN where undefined, e.g. no
-    denominator in a resample; such resamples are left out)."""
+    ``combine`` maps the summed per-item statistics to the quantities (NaN where one is
+    undefined, e.g. no denominator in a resample; such resamples are left out for it)."""
     statistics = np.asarray(statistics, dtype=np.float64)
     if statistics.ndim != 2 or len(statistics) == 0:
         raise ValueError("bootstrap needs a non-empty items × statistics matrix")
     rng = np.random.default_rng(seed)
     replicates = np.concatenate([
-        _apply(combine, counts @ statistics)
+        _apply(combine, counts @ statistics).reshape(len(counts), -1)
         for counts in resample_counts(len(statistics), resamples, rng)
     ])
-    return _percentiles(replicates, confidence)
+    return [_percentiles(column, confidence) for column in replicates.T]
+
+
+def bootstrap(statistics: np.ndarray, combine: Combine, *, resamples: int = RESAMPLES,
+              seed: int = SEED, confidence: float = CONFIDENCE) -> Interval | None:
+    """Percentile bootstrap interval of ``combine(statistics.sum(0))`` over the items (rows)."""
+    return bootstrap_many(statistics, lambda sums: [combine(sums)], resamples=resamples,
+                          seed=seed, confidence=confidence)[0]
 
 
 def paired_bootstrap(groups: Sequence[tuple[np.ndarray, np.ndarray]], combine: Combine, *,

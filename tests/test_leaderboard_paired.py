@@ -169,3 +169,41 @@ def test_a_missing_baseline_is_one_line(board: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.startswith("codebackdoor: error: no leaderboard row has defense 'spectral'")
     assert "Traceback" not in err
+
+
+def test_show_html_and_plots_carry_intervals_and_verdicts(
+        board: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+    import io
+    from xml.etree import ElementTree
+
+    from codebackdoor.stats import t_interval
+
+    rows = json.loads(board.read_text())["rows"]
+    dece = next(r for r in rows if r["defense"] == "dece" and r["rate"] == 0.05)
+    asr = dece["metrics"]["asr"]
+    assert (asr["mean"], asr["n"]) == (10.0, 2) and asr["ci95"] == [10.0, 10.0]
+    accuracy = dece["metrics"]["clean.accuracy"]
+    assert accuracy["ci95"] == pytest.approx(list(t_interval(52.5, accuracy["std"], 2)))
+    # 55% and 50%: std 3.54, t(0.975, 1) = 12.706: 52.5 ± 31.77.
+    assert accuracy["ci95"] == pytest.approx([52.5 - 31.77, 52.5 + 31.77], abs=0.01)
+
+    assert main(["leaderboard", "show", "--leaderboard", str(board)]) == 0
+    assert "52.50 ± 3.54 [20.7, 84.3]" in capsys.readouterr().out
+    assert main(["leaderboard", "show", "--leaderboard", str(board), "--format", "csv"]) == 0
+    line = next(r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))
+                if r["key"] == dece["key"])
+    assert float(line["clean_ci95_low"]) == pytest.approx(20.73, abs=0.01)
+
+    out = tmp_path / "page.html"
+    assert main(["leaderboard", "html", "--leaderboard", str(board), "--out", str(out),
+                 "--baseline", "none"]) == 0
+    page = out.read_text()
+    assert "Paired comparisons" in page and "lowers ASR" in page and "untestable" in page
+
+    figures = tmp_path / "figures"
+    assert main(["leaderboard", "plots", "--leaderboard", str(board), "--out",
+                 str(figures)]) == 0
+    svg = ElementTree.parse(figures / "tradeoff-package-accuracy.svg").getroot()
+    # Error bars: an ASR and an accuracy bar for each of the 6 rows with an attack.
+    assert len(svg.findall("{http://www.w3.org/2000/svg}line")) == 2 * 6

@@ -72,7 +72,13 @@ def cmd_html(args: argparse.Namespace) -> int:
     from codebackdoor.io import atomic_write_text
     from codebackdoor.leaderboard.html import page
 
-    atomic_write_text(Path(args.out), page(_rows(Path(args.leaderboard)), str(args.leaderboard)))
+    rows = _rows(Path(args.leaderboard))
+    pairs = None
+    if args.baseline is not None:
+        from codebackdoor.leaderboard.paired import compare_baseline
+
+        pairs = compare_baseline(rows, args.baseline, Path(args.leaderboard))
+    atomic_write_text(Path(args.out), page(rows, str(args.leaderboard), pairs))
     print(args.out)
     return 0
 
@@ -146,6 +152,9 @@ def add_leaderboard_command(commands: Any) -> None:
     html = actions.add_parser("html", help="write a self-contained HTML page")
     board_argument(html)
     html.add_argument("--out", default=str(DEFAULT_HTML), help=f"page (default {DEFAULT_HTML})")
+    html.add_argument("--baseline", metavar="DEFENSE",
+                      help="add the paired comparisons against this defense (as compare "
+                      "--baseline)")
     html.set_defaults(func=cmd_html)
 
     charts = actions.add_parser(

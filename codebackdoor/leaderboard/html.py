@@ -284,8 +284,25 @@ def curve_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
     return figures
 
 
-def page(rows: Sequence[dict[str, Any]], source: str) -> str:
+def paired_table(pairs: Sequence[Any]) -> str:
+    """The ``compare --baseline`` table: deltas with their paired intervals and the verdicts."""
+    from codebackdoor.leaderboard.paired import HEADERS as PAIRED_HEADERS
+    from codebackdoor.leaderboard.paired import lines
+
+    head = "".join(f"<th>{escape(title)}</th>" for title in PAIRED_HEADERS)
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in line) + "</tr>"
+                   for line in lines(pairs))
+    return (f'<table id="paired"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+
+
+def page(rows: Sequence[dict[str, Any]], source: str, pairs: Sequence[Any] | None = None) -> str:
+    """The page; ``pairs`` (from ``paired.compare_baseline``) adds the paired comparisons."""
     figures = [_figure(plot) for plot in plots(rows)]
+    paired = "" if pairs is None else (
+        "<h2>Paired comparisons</h2><p>Each row against its baseline row, seed by seed and item "
+        "by item: Δ = defense − baseline, mean over seeds, [95% paired bootstrap interval over "
+        "test items, pooled over seeds]; verdicts as in docs/statistics.md.</p>"
+        f"{paired_table(pairs)}")
     runs = sum(row["n"] for row in rows)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -295,7 +312,7 @@ def page(rows: Sequence[dict[str, Any]], source: str) -> str:
         f"<p>{len(rows)} rows from {runs} runs ({escape(source)}). Values are mean ± sample "
         "standard deviation over seeds [95% t-interval of the mean over seeds]; click a column "
         "header to sort.</p>"
-        f"{table(rows)}"
+        f"{table(rows)}{paired}"
         "<h2>Plots</h2>"
         f'<div class="plots">{"".join(figures) or "<p>nothing to plot</p>"}</div>'
         f"<script>{SCRIPT}</script></body></html>\n"

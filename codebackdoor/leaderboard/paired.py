@@ -80,8 +80,7 @@ def read_run(source: str, board: Path) -> Run:
 
     path = _locate(source, board)
     if not path.is_file():
-        raise UserError(f"result file {source} not found (run the comparison where the "
-                        "leaderboard was built, or beside the results it was built from)")
+        raise UserError(f"result file {source} not found here")
     result = read_result(path)
     recorded = result["predictions"]
     predictions_path = path.parent / recorded["path"]

@@ -173,10 +173,11 @@ def intervals(name: str, predictions: list[str], references: list[str], lang: st
         bounds = None if low_high is None else [100 * low_high[0], 100 * low_high[1]]
         return {name: {"ci95": bounds, "ci95_method": stats.WILSON}}
     components = sorted(entry.combine(matrix.sum(0)))
+    found = stats.bootstrap_many(
+        matrix, lambda sums: [entry.combine(sums)[c] for c in components],
+        resamples=resamples, seed=seed)
     out: dict[str, dict[str, Any]] = {}
-    for component in components:
-        interval = stats.bootstrap(matrix, lambda sums, c=component: entry.combine(sums)[c],
-                                   resamples=resamples, seed=seed)
+    for component, interval in zip(components, found, strict=True):
         key = name if len(components) == 1 else f"{name}.{component}"
         out[key] = {"ci95": None if interval is None else list(interval),
                     "ci95_method": stats.bootstrap_method(resamples, seed)}
