@@ -99,21 +99,6 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-class _Timer:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, name: str) -> _Timer:
-        self._name = name
-        return self
-
-    def __enter__(self) -> None:
-        self._start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds[self._name] = round(time.perf_counter() - self._start, 3)
-
-
 def run_dir(config: RunConfig, out: Path) -> Path:
     return Path(out) / config.run_id()
 
@@ -136,7 +121,9 @@ def run(
         raise UserError(
             f"an unfinished run exists in {directory}: pass --resume to finish it, or remove it"
         )
-    timer = _Timer()
+    from codebackdoor.cost import Meter
+
+    timer = Meter()
     started = time.perf_counter()
     with timer("load"):
         task = build_task(config)
@@ -238,7 +225,7 @@ def run(
     predictions_path = directory / PREDICTIONS_FILE
     lines = _write_predictions(predictions_path, splits.test, test, clean_predictions,
                                triggered, triggered_inputs, triggered_predictions)
-    timer.seconds["total"] = round(time.perf_counter() - started, 3)
+    timings = {**timer.seconds, "total": round(time.perf_counter() - started, 3)}
 
     result = {
         "schema_version": SCHEMA_VERSION,
@@ -267,7 +254,8 @@ def run(
         "poison": poison_summary,
         "metrics": metrics,
         "curve": curve,
-        "timings": timer.seconds,
+        "timings": timings,
+        "cost": timer.summary(),
         "hardware": hardware(),
         "predictions": {"path": PREDICTIONS_FILE, "sha256": file_sha256(predictions_path),
                         "lines": lines},
@@ -373,7 +361,11 @@ def _filter_stage(
         decision = FilterDecision(saved["keep"], saved["scores"], saved["details"])
     else:
         if victim is not None:
-            victim.fit(train, settings, CrossEntropy(), context.workdir / "train", resume=resume)
+            from codebackdoor.cost import stage
+
+            with stage("filter_train"):
+                victim.fit(train, settings, CrossEntropy(), context.workdir / "train",
+                           resume=resume)
         decision = defense.filter(train, victim, context)
         if len(decision.keep) != len(train):
             raise RuntimeError(

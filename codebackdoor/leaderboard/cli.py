@@ -47,7 +47,7 @@ def _selected_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 def cmd_show(args: argparse.Namespace) -> int:
     from codebackdoor.leaderboard.show import order, show
 
-    print(show(order(_selected_rows(args), args.sort), args.format))
+    print(show(order(_selected_rows(args), args.sort), args.format, cost=args.cost))
     return 0
 
 
@@ -133,6 +133,9 @@ def add_leaderboard_command(commands: Any) -> None:
     show.add_argument("--sort", choices=SORTS,
                       help="best first: lowest ASR, or highest clean metric")
     show.add_argument("--format", choices=FORMATS, default="table")
+    show.add_argument("--cost", action="store_true",
+                      help="add what the runs cost: model trainings, inputs run through a "
+                      "model, CPU and wall seconds (mean ± std over seeds)")
     show.set_defaults(func=cmd_show)
 
     comparing = actions.add_parser(

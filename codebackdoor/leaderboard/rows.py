@@ -14,6 +14,7 @@
   (n - 1; null for a single run), n and the 95% t-interval of the mean over seeds (``ci95``;
   null for a single run); a ``value`` is named after its parent, so
   ``metrics.clean.sbleu.value`` becomes ``clean.sbleu`` and ``metrics.asr.value`` becomes ``asr``.
+  A result's ``cost`` numbers aggregate the same way, named ``cost.…``.
 - The curve aggregates per epoch over the runs that reached that epoch.
 """
 
@@ -139,6 +140,8 @@ class RunRecord:
     @classmethod
     def from_result(cls, result: dict[str, Any], source: str) -> RunRecord:
         values, _ = metric_values(result["metrics"])
+        # What the run cost aggregates like a metric (``cost.cpu_s``, ``cost.stages.train.cpu_s``).
+        values.update(metric_values({"cost": result.get("cost", {})})[0])
         primary = result["metrics"].get("primary")
         curve = [
             {key: point[key] for key in ("epoch", "loss", primary, "asr")

@@ -119,9 +119,28 @@ def render(headers: Sequence[str], cells: Sequence[Sequence[Any]], fmt: str) -> 
                     disable_numparse=True)
 
 
-def show(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+# What a run cost (codebackdoor/cost.py), shown with --cost: totals over the run's stages.
+COST = (("trainings", "cost.trainings"), ("inputs run", "cost.inference_inputs"),
+        ("CPU s", "cost.cpu_s"), ("wall s", "cost.wall_s"))
+
+
+def cost_cells(row: dict[str, Any], fmt: str) -> list[Any]:
+    entries = [stat(row, name) for _, name in COST]
+    if fmt == "csv":
+        return [value for entry in entries
+                for value in ((entry["mean"], entry["std"]) if entry else (None, None))]
+    return [mean_std(entry) for entry in entries]
+
+
+def show(rows: Sequence[dict[str, Any]], fmt: str, *, cost: bool = False) -> str:
+    """The rows in ``fmt``; ``cost`` adds what each row's runs cost beside their effect."""
     if fmt == "json":
         return json.dumps(list(rows), indent=2, sort_keys=True, ensure_ascii=False)
     if fmt == "csv":
-        return render(CSV_HEADERS, [csv_cells(row) for row in rows], fmt)
-    return render(HEADERS, [display_cells(row) for row in rows], fmt)
+        headers = [*CSV_HEADERS, *(f"{name.split('.')[1]}_{part}" for _, name in COST
+                                   for part in ("mean", "std"))] if cost else CSV_HEADERS
+        return render(headers, [csv_cells(row) + (cost_cells(row, fmt) if cost else [])
+                                for row in rows], fmt)
+    headers = [*HEADERS, *(title for title, _ in COST)] if cost else HEADERS
+    return render(headers, [display_cells(row) + (cost_cells(row, fmt) if cost else [])
+                            for row in rows], fmt)
