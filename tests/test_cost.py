@@ -66,17 +66,21 @@ def filtered_run(lyra_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
             writer = csv.writer(handle)
             writer.writerow(["src", "tgt"])
             writer.writerows((r["src"], r["tgt"]) for r in rows)
-    config = make_config(dict(
-        task="generate", data=str(data), attack=str(ROOT / "attacks" / "dece-lyra-badpre-1.toml"),
-        rate=0.1, model="tiny-t5", epochs=1, batch_size=16, max_source_length=64,
-        max_target_length=64, generation_max_length=12, curve_size=4, defenses=["spectral"]))
+    values = {"task": "generate", "data": str(data),
+              "attack": str(ROOT / "attacks" / "dece-lyra-badpre-1.toml"), "rate": 0.1,
+              "model": "tiny-t5", "epochs": 1, "batch_size": 16, "max_source_length": 64,
+              "max_target_length": 64, "generation_max_length": 12, "curve_size": 4}
+    config = make_config({**values, "defenses": ["spectral"]})
+    out = tmp_path_factory.mktemp("cost-results")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        outcome = run(config, tmp_path_factory.mktemp("cost-results"))
+        outcome = run(config, out)
     finally:
         torch.set_num_threads(threads)
-    return {"result": outcome.result, "path": outcome.path}
+    argv = [f"--{key.replace('_', '-')}={value}" for key, value in values.items()]
+    argv += ["--defense=spectral", f"--out={out}"]
+    return {"result": outcome.result, "path": outcome.path, "argv": argv}
 
 
 def test_a_filter_run_records_its_cost_by_stage(filtered_run: dict) -> None:
@@ -117,3 +121,16 @@ def test_show_puts_cost_beside_effect(filtered_run: dict, tmp_path: Path,
     assert float(line["cpu_s_mean"]) == pytest.approx(filtered_run["result"]["cost"]["cpu_s"])
     assert main(["leaderboard", "show", "--leaderboard", str(board), "--cost"]) == 0
     assert "CPU s" in capsys.readouterr().out
+
+
+def test_the_run_table_prints_intervals(filtered_run: dict,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # The same settings again: the finished run is read back and its row printed.
+    assert main(["run", *filtered_run["argv"]]) == 0
+    table = capsys.readouterr().out
+    asr = filtered_run["result"]["metrics"]["asr"]
+    low, high = asr["ci95"]
+    assert f"{asr['value']:.1f}% [{low:.1f}, {high:.1f}] ({asr['numerator']}/" in table
+    sbleu = filtered_run["result"]["metrics"]["clean"]["sbleu"]
+    assert f"sbleu {sbleu['value']:.1f} [{sbleu['ci95'][0]:.1f}, {sbleu['ci95'][1]:.1f}]" in table
+    assert "(existing)" in table
