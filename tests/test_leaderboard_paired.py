@@ -138,7 +138,7 @@ def test_the_table_prints_deltas_intervals_and_verdicts(board: Path,
     text = _compare(board, capsys, "--baseline", "none")
     dece = next(line for line in text.splitlines() if " dece " in line and "5%" in line)
     assert "-86.25 [" in dece and "lowers ASR" in dece and "lowers accuracy" in dece
-    assert "95.0/97.5" in dece
+    assert "95.0/97.5" in dece and "-85.0/-87.5" in dece
     assert any("untestable" in line and "1%" in line for line in text.splitlines())
 
 

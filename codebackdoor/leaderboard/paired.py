@@ -273,8 +273,8 @@ def compare_baseline(rows: Sequence[dict[str, Any]], baseline: str, board: Path,
 
 
 HEADERS = ("task", "dataset", "model", "attack", "rate", "defense", "vs", "seeds",
-           "baseline ASR %", "ΔASR [95%]", "McNemar p", "ASR verdict", "metric",
-           "Δclean [95%]", "p", "clean verdict")
+           "baseline ASR %", "ΔASR [95%]", "per seed", "McNemar p", "ASR verdict", "metric",
+           "Δclean [95%]", "per seed", "p", "clean verdict")
 
 
 def _delta_text(delta: Delta | None) -> str:
@@ -283,6 +283,10 @@ def _delta_text(delta: Delta | None) -> str:
     if delta.ci95 is None:
         return f"{delta.value:+.2f}"
     return f"{delta.value:+.2f} [{delta.ci95[0]:+.2f}, {delta.ci95[1]:+.2f}]"
+
+
+def _per_seed_text(delta: Delta | None) -> str:
+    return "–" if delta is None else "/".join(f"{value:+.1f}" for value in delta.per_seed)
 
 
 def _p_text(delta: Delta | None) -> str:
@@ -297,12 +301,13 @@ def lines(pairs: Sequence[Pair]) -> list[list[str]]:
                 row["defense"], pair.baseline["defense"] if pair.baseline else "–",
                 ",".join(map(str, pair.seeds)) or "–"]
         if pair.problem:
-            out.append([*head, "–", "–", "–", f"not compared: {pair.problem}", row["primary"],
-                        "–", "–", "–"])
+            out.append([*head, "–", "–", "–", "–", f"not compared: {pair.problem}",
+                        row["primary"], "–", "–", "–", "–"])
             continue
         out.append([*head, "/".join(f"{v:.1f}" for v in pair.baseline_asr) or "–",
-                    _delta_text(pair.asr), _p_text(pair.asr), pair.asr_verdict, row["primary"],
-                    _delta_text(pair.clean), _p_text(pair.clean), pair.clean_verdict])
+                    _delta_text(pair.asr), _per_seed_text(pair.asr), _p_text(pair.asr),
+                    pair.asr_verdict, row["primary"], _delta_text(pair.clean),
+                    _per_seed_text(pair.clean), _p_text(pair.clean), pair.clean_verdict])
     return out
 
 
