@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from codebackdoor.stats import t_interval
+from codebackdoor.stats import T_SEEDS, t_interval
 
 CLEAN_SPLITS = ("train", "valid", "test")
 # Training settings that do not change what is learned.
@@ -161,7 +161,7 @@ def summary(values: list[float]) -> dict[str, Any]:
     std = statistics.stdev(values) if len(values) > 1 else None
     interval = t_interval(mean, std, len(values))
     return {"mean": mean, "std": std, "n": len(values),
-            "ci95": None if interval is None else list(interval)}
+            "ci95": None if interval is None else list(interval), "ci95_method": T_SEEDS}
 
 
 def _aggregate(series: Iterable[dict[str, float]], skip: tuple[str, ...] = ()) -> dict[str, Any]:
