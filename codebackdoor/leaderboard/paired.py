@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from codebackdoor import stats
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.leaderboard.show import rate_text, render
+from codebackdoor.metrics.items import ITEMS
 
 LEARNED = 50.0  # baseline ASR (%) below which the backdoor counts as not learned
 UNTESTABLE = "untestable"
@@ -136,14 +137,12 @@ def _asr(sums: np.ndarray) -> float:
 
 
 def clean_statistics(run: Run, ids: list[str], metric: str) -> np.ndarray:
-    from codebackdoor.metrics.items import item_statistics
-
     task = run.result["config"]["task"]
     # Only CodeBLEU needs a language, and it only scores code outputs.
     lang = task["lang"] if task.get("output_kind") == "code" else None
     predictions = [run.predictions[("test", item)]["prediction"] for item in ids]
     references = [run.predictions[("test", item)]["reference"] for item in ids]
-    return item_statistics(metric).statistics(predictions, references, lang)
+    return ITEMS[metric].statistics(predictions, references, lang)
 
 
 def _check(run: Run, name: str, recomputed: float, recorded: float | None) -> None:
@@ -217,9 +216,10 @@ def compare_pair(row: dict[str, Any], baseline: dict[str, Any] | None, board: Pa
         pair.problem = "no seed in common with the baseline row"
         return pair
     metric = row["primary"]
-    from codebackdoor.metrics.items import ITEMS, item_statistics
-
-    combine_clean = _headline(metric, item_statistics(metric).combine)
+    if metric not in ITEMS:
+        pair.problem = f"metric '{metric}' has no per-item statistics to pair"
+        return pair
+    combine_clean = _headline(metric, ITEMS[metric].combine)
     asr_groups, clean_groups = [], []
     try:
         for run_seed in pair.seeds:
@@ -243,11 +243,9 @@ def compare_pair(row: dict[str, Any], baseline: dict[str, Any] | None, board: Pa
     except UserError as exc:
         pair.problem = str(exc)
         return pair
-    proportion = metric in ITEMS and ITEMS[metric].proportion
     pair.clean = paired_delta(
         # A proportion's statistics are [hit, 1]: every item counts.
-        [(np.asarray(a), np.asarray(b)) for a, b in clean_groups], combine_clean, proportion,
-        resamples=resamples, seed=seed)
+        clean_groups, combine_clean, ITEMS[metric].proportion, resamples=resamples, seed=seed)
     pair.clean_verdict = _verdict(pair.clean, metric)
     if asr_groups:
         pair.asr = paired_delta(asr_groups, _asr, True, resamples=resamples, seed=seed)
@@ -256,7 +254,8 @@ def compare_pair(row: dict[str, Any], baseline: dict[str, Any] | None, board: Pa
     return pair
 
 
-def _headline(metric: str, combine: Any) -> stats.Combine:
+def _headline(metric: str, combine: Callable[[np.ndarray], dict[str, float]]
+              ) -> stats.Combine:
     first = metric.split("-")[0]
 
     def headline(sums: np.ndarray) -> float:
