@@ -94,7 +94,9 @@ def resample_counts(items: int, resamples: int, rng: np.random.Generator) -> Ite
         done += size
 
 
-def _percentiles(replicates: np.ndarray, confidence: float) -> Interval | None:
+def percentile_interval(replicates: np.ndarray, confidence: float = CONFIDENCE
+                        ) -> Interval | None:
+    """The central ``confidence`` share of the replicates (non-finite ones left out)."""
     finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
         return None
@@ -123,7 +125,7 @@ def bootstrap_many(statistics: np.ndarray, combine: Callable[[np.ndarray], Seque
         _apply(combine, counts @ statistics).reshape(len(counts), -1)
         for counts in resample_counts(len(statistics), resamples, rng)
     ])
-    return [_percentiles(column, confidence) for column in replicates.T]
+    return [percentile_interval(column, confidence) for column in replicates.T]
 
 
 def bootstrap(statistics: np.ndarray, combine: Combine, *, resamples: int = RESAMPLES,
@@ -158,4 +160,4 @@ def paired_bootstrap(groups: Sequence[tuple[np.ndarray, np.ndarray]], combine: C
             totals[done:done + len(block)] += block
             done += len(block)
     count = len(groups)
-    return point / count, _percentiles(totals / count, confidence)
+    return point / count, percentile_interval(totals / count, confidence)

@@ -173,3 +173,17 @@ def test_paired_bootstrap_of_identical_systems_is_zero() -> None:
     value, interval = stats.paired_bootstrap([(matrix, matrix), (matrix, matrix)],
                                              lambda s: s[0] / s[1])
     assert value == 0.0 and interval == (0.0, 0.0)
+
+
+def test_a_metric_without_item_statistics_is_scored_on_each_resample(code_pairs, monkeypatch
+                                                                     ) -> None:
+    from codebackdoor.metrics.registry import METRICS as registered
+
+    predictions, references = code_pairs[0][:40], code_pairs[1][:40]
+    # The same metric under a name without item statistics: each resample is scored by calling
+    # it on the resampled texts, and the interval comes out as from the item statistics.
+    monkeypatch.setitem(registered, "sbleu-plugin", registered["sbleu"])
+    recomputed = intervals("sbleu-plugin", predictions, references, None)["sbleu-plugin"]
+    summed = intervals("sbleu", predictions, references, None)["sbleu"]
+    assert recomputed["ci95"] == pytest.approx(summed["ci95"], abs=1e-9)
+    assert item_statistics("sbleu-plugin") is None

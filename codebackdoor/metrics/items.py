@@ -8,7 +8,7 @@ are those counts; mean-type metrics carry (item score, 1).
 
 Proportions (accuracy, exact match) get the Wilson interval on hits/items; everything else the
 percentile bootstrap over items. A metric missing here (a plugin's) is bootstrapped by calling
-it on each resample, which is correct but slow.
+it on each resample, which is correct but slow; it cannot be paired (``leaderboard.paired``).
 """
 
 from __future__ import annotations
@@ -135,30 +135,28 @@ ITEMS: dict[str, ItemStatistics] = {
 }
 
 
-def _recomputed(name: str) -> ItemStatistics:
-    """A metric without item statistics: an item is its index, and a resample is scored anew."""
+def item_statistics(name: str) -> ItemStatistics | None:
+    return ITEMS.get(name)
+
+
+def _recomputed(name: str, predictions: list[str], references: list[str], lang: str | None,
+                resamples: int, seed: int) -> dict[str, stats.Interval | None]:
+    """A metric without item statistics: each resample of the items is scored anew (the same
+    resamples as ``stats.bootstrap`` draws)."""
     from codebackdoor.metrics.registry import METRICS
 
     metric = METRICS[name]
-    texts: list[tuple[list[str], list[str], str | None]] = []
-
-    def statistics(predictions: list[str], references: list[str], lang: str | None
-                   ) -> np.ndarray:
-        texts[:] = [(predictions, references, lang)]
-        return np.eye(len(predictions))
-
-    def combine(counts: np.ndarray) -> Components:
-        predictions, references, lang = texts[0]
-        chosen = np.repeat(np.arange(len(counts)), np.rint(counts).astype(int))
-        score = metric([predictions[i] for i in chosen], [references[i] for i in chosen],
-                       lang=lang if metric.needs_lang else None)
-        return score if isinstance(score, dict) else {name: score}
-
-    return ItemStatistics(statistics, combine)
-
-
-def item_statistics(name: str) -> ItemStatistics:
-    return ITEMS.get(name) or _recomputed(name)
+    scores: dict[str, list[float]] = {}
+    rng = np.random.default_rng(seed)
+    for block in stats.resample_counts(len(predictions), resamples, rng):
+        for counts in block:
+            chosen = np.repeat(np.arange(len(counts)), counts.astype(int))
+            score = metric([predictions[i] for i in chosen], [references[i] for i in chosen],
+                           lang=lang if metric.needs_lang else None)
+            for component, value in (score if isinstance(score, dict) else {name: score}).items():
+                scores.setdefault(component, []).append(value)
+    return {component: stats.percentile_interval(np.array(values))
+            for component, values in scores.items()}
 
 
 def intervals(name: str, predictions: list[str], references: list[str], lang: str | None,
@@ -167,15 +165,20 @@ def intervals(name: str, predictions: list[str], references: list[str], lang: st
     """``{"ci95": [low, high], "ci95_method": ...}`` for the metric and each of its components,
     keyed as ``clean_metrics`` keys them (``name``, ``name.component``)."""
     entry = item_statistics(name)
-    matrix = entry.statistics(predictions, references, lang)
-    if entry.proportion:
-        low_high = stats.wilson(int(np.rint(matrix[:, 0].sum())), len(matrix))
-        bounds = None if low_high is None else [100 * low_high[0], 100 * low_high[1]]
-        return {name: {"ci95": bounds, "ci95_method": stats.WILSON}}
-    components = sorted(entry.combine(matrix.sum(0)))
-    found = stats.bootstrap_many(
-        matrix, lambda sums: [entry.combine(sums)[c] for c in components],
-        resamples=resamples, seed=seed)
+    if entry is None:
+        recomputed = _recomputed(name, predictions, references, lang, resamples, seed)
+        components = sorted(recomputed)
+        found = [recomputed[component] for component in components]
+    else:
+        matrix = entry.statistics(predictions, references, lang)
+        if entry.proportion:
+            low_high = stats.wilson(int(np.rint(matrix[:, 0].sum())), len(matrix))
+            bounds = None if low_high is None else [100 * low_high[0], 100 * low_high[1]]
+            return {name: {"ci95": bounds, "ci95_method": stats.WILSON}}
+        components = sorted(entry.combine(matrix.sum(0)))
+        found = stats.bootstrap_many(
+            matrix, lambda sums: [entry.combine(sums)[c] for c in components],
+            resamples=resamples, seed=seed)
     out: dict[str, dict[str, Any]] = {}
     for component, interval in zip(components, found, strict=True):
         key = name if len(components) == 1 else f"{name}.{component}"
