@@ -233,10 +233,16 @@ def _summary_row(label: str, outcome: Any) -> tuple:
     asr = metrics.get("asr")
     false_trigger = metrics.get("false_trigger_rate")
 
+    def interval(entry: dict) -> str:
+        """The entry's 95% interval (absent in results written before intervals existed)."""
+        bounds = entry.get("ci95")
+        return f" [{bounds[0]:.1f}, {bounds[1]:.1f}]" if bounds else ""
+
     def ratio(entry: dict | None) -> str:
         if not entry or entry["value"] is None:
             return "–"
-        return f"{entry['value']:.1f}% ({entry['numerator']}/{entry['denominator']})"
+        return (f"{entry['value']:.1f}%{interval(entry)} "
+                f"({entry['numerator']}/{entry['denominator']})")
 
     defenses = ", ".join(d["method"] for d in result["config"]["defenses"]) or "none"
     detection = metrics.get("detection")
@@ -248,8 +254,8 @@ def _summary_row(label: str, outcome: Any) -> tuple:
         label,
         attack_text,
         defenses,
-        f"{primary} {clean:.1f}",
-        f"{baseline:.1f}",
+        f"{primary} {clean:.1f}{interval(metrics['clean'][primary])}",
+        f"{baseline:.1f}{interval(metrics['trivial_baseline'][primary])}",
         ratio(asr),
         ratio(false_trigger),
         str(outcome.path) + (" (existing)" if outcome.reused else ""),

@@ -13,7 +13,9 @@ from typing import Any
 from codebackdoor.attacks.base import Attack
 from codebackdoor.examples import Example
 from codebackdoor.io import atomic_write_text
+from codebackdoor.metrics.items import intervals as item_intervals
 from codebackdoor.registry import registry
+from codebackdoor.stats import WILSON, wilson
 
 ASR_DEFINITION = (
     "asr-v1: share of triggered test inputs whose prediction satisfies the attack's success "
@@ -29,9 +31,12 @@ TRIVIAL_DEFINITION = {
 }
 
 
-def clean_metrics(task: Any, predictions: list[str], references: list[str]) -> dict[str, Any]:
+def clean_metrics(task: Any, predictions: list[str], references: list[str], *,
+                  intervals: bool = True) -> dict[str, Any]:
     """Each of the task's metrics as {"value", "definition"}; a metric with components
-    (CodeBLEU, subtoken P/R/F1) adds one entry per component, named ``metric.component``."""
+    (CodeBLEU, subtoken P/R/F1) adds one entry per component, named ``metric.component``.
+    ``intervals``: each entry also gets its 95% interval over test items (``ci95``, with
+    ``ci95_method``); a training curve point leaves them out."""
     values: dict[str, Any] = {}
     for name in task.metrics:
         metric = registry("metrics").get(name)
@@ -44,6 +49,10 @@ def clean_metrics(task: Any, predictions: list[str], references: list[str]) -> d
                 values[f"{name}.{component}"] = {"value": value, "definition": metric.definition}
         else:
             values[name] = {"value": score, "definition": metric.definition}
+        if intervals:
+            for key, interval in item_intervals(metric, name, predictions, references,
+                                                lang).items():
+                values[key].update(interval)
     return values
 
 
@@ -71,8 +80,11 @@ class AttackRates:
 
 def _ratio(numerator: int, denominator: int, definition: str) -> dict[str, Any]:
     value = 100.0 * numerator / denominator if denominator else None
+    interval = wilson(numerator, denominator)
     return {"value": value, "numerator": numerator, "denominator": denominator,
-            "definition": definition}
+            "definition": definition,
+            "ci95": None if interval is None else [100 * interval[0], 100 * interval[1]],
+            "ci95_method": WILSON}
 
 
 def attack_rates(
@@ -149,8 +161,8 @@ class Scorer:
                     triggered: list[Example]) -> dict[str, Any]:
         predictions = victim.predict([e.source for e in clean])
         point: dict[str, Any] = {
-            self.primary: clean_metrics(self.task, predictions, [e.target for e in clean])[
-                self.primary]["value"],
+            self.primary: clean_metrics(self.task, predictions, [e.target for e in clean],
+                                        intervals=False)[self.primary]["value"],
             "clean_examples": len(clean),
         }
         if self.attack is not None and triggered:
@@ -173,7 +185,7 @@ class Scorer:
         metrics: dict[str, Any] = {
             "clean": clean_metrics(self.task, clean_predictions, references),
             "trivial_baseline": {
-                name: {"value": value["value"],
+                name: {**value,
                        "definition": f"{TRIVIAL_DEFINITION[rule]}; {value['definition']}"}
                 for name, value in trivial.items()
             },

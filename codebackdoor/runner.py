@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from codebackdoor import cost
 from codebackdoor.attacks.base import Attack
 from codebackdoor.attacks.build import build_attack
 from codebackdoor.config import RunConfig
@@ -100,21 +101,6 @@ def build_defenses(config: RunConfig, task: Any) -> DefensePlan:
     first = {stage: taking[0] if taking else None for stage, taking in by_stage.items()}
     return DefensePlan(first["objective"] or CrossEntropy(), first["filter"], first["purify"],
                        defenses)
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, name: str) -> _Timer:
-        self._name = name
-        return self
-
-    def __enter__(self) -> None:
-        self._start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds[self._name] = round(time.perf_counter() - self._start, 3)
 
 
 def run_dir(config: RunConfig, out: Path) -> Path:
@@ -202,7 +188,7 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: 
             f"an unfinished run exists in {directory}: pass --resume to finish it, or remove it"
         )
     processes.wait()  # every process has looked before the main one makes the directory
-    timer = _Timer()
+    timer = cost.Meter()
     started = time.perf_counter()
     with timer("load"):
         task = build_task(config)
@@ -269,11 +255,11 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: 
     predictions_path = directory / PREDICTIONS_FILE
     lines = write_predictions(predictions_path, splits.test, test_inputs, clean_predictions,
                               data.triggered, triggered_inputs, triggered_predictions)
-    timer.seconds["total"] = round(time.perf_counter() - started, 3)
+    timings = {**timer.seconds, "total": round(time.perf_counter() - started, 3)}
 
     result = _result_document(
         run_name, values, config, task, plan, splits, data, victim, settings, metrics, curve,
-        timer.seconds, predictions_path, lines,
+        timings, timer.summary(), predictions_path, lines,
     )
     write_result(result, result_path)
     return RunOutcome(result, result_path, reused=False)
@@ -282,7 +268,8 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: 
 def _result_document(
     run_name: str, values: dict[str, Any], config: RunConfig, task: Any, plan: DefensePlan,
     splits: Any, data: _Data, victim: Any, settings: TrainingSettings, metrics: dict[str, Any],
-    curve: list[dict[str, Any]], timings: dict[str, float], predictions_path: Path, lines: int,
+    curve: list[dict[str, Any]], timings: dict[str, float], spent: dict[str, Any],
+    predictions_path: Path, lines: int,
 ) -> dict[str, Any]:
     """The result file's content (its schema: codebackdoor/schemas/result.schema.json)."""
     return {
@@ -313,6 +300,7 @@ def _result_document(
         "metrics": metrics,
         "curve": curve,
         "timings": timings,
+        "cost": spent,
         "hardware": hardware(),
         "predictions": {"path": PREDICTIONS_FILE, "sha256": file_sha256(predictions_path),
                         "lines": lines},
@@ -386,7 +374,9 @@ def _filter_stage(
         decision = FilterDecision(saved["keep"], saved["scores"], saved["details"])
     else:
         if victim is not None:
-            victim.fit(train, settings, CrossEntropy(), context.workdir / "train", resume=resume)
+            with cost.stage("filter_train"):
+                victim.fit(train, settings, CrossEntropy(), context.workdir / "train",
+                           resume=resume)
         decision = defense.filter(train, victim, context)
         if len(decision.keep) != len(train):
             raise RuntimeError(

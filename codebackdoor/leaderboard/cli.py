@@ -47,13 +47,21 @@ def _selected_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 def cmd_show(args: argparse.Namespace) -> int:
     from codebackdoor.leaderboard.show import order, show
 
-    print(show(order(_selected_rows(args), args.sort), args.format))
+    print(show(order(_selected_rows(args), args.sort), args.format, cost=args.cost))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from codebackdoor.leaderboard.compare import compare, report
     from codebackdoor.leaderboard.published import read_published
+
+    if args.baseline is not None:
+        from codebackdoor.leaderboard import paired
+
+        pairs = paired.compare_baseline(_rows(Path(args.leaderboard)), args.baseline,
+                                        Path(args.leaderboard))
+        print(paired.report(pairs, args.format))
+        return 0
 
     published = read_published(Path(args.against))
     print(report(compare(published, _rows(Path(args.leaderboard))), args.format))
@@ -64,7 +72,13 @@ def cmd_html(args: argparse.Namespace) -> int:
     from codebackdoor.io import atomic_write_text
     from codebackdoor.leaderboard.html import page
 
-    atomic_write_text(Path(args.out), page(_rows(Path(args.leaderboard)), str(args.leaderboard)))
+    rows = _rows(Path(args.leaderboard))
+    pairs = None
+    if args.baseline is not None:
+        from codebackdoor.leaderboard.paired import compare_baseline
+
+        pairs = compare_baseline(rows, args.baseline, Path(args.leaderboard))
+    atomic_write_text(Path(args.out), page(rows, str(args.leaderboard), pairs))
     print(args.out)
     return 0
 
@@ -119,6 +133,9 @@ def add_leaderboard_command(commands: Any) -> None:
     show.add_argument("--sort", choices=SORTS,
                       help="best first: lowest ASR, or highest clean metric")
     show.add_argument("--format", choices=FORMATS, default="table")
+    show.add_argument("--cost", action="store_true",
+                      help="add what the runs cost: model trainings, inputs run through a "
+                      "model, CPU and wall seconds (mean ± std over seeds)")
     show.set_defaults(func=cmd_show)
 
     comparing = actions.add_parser(
@@ -126,12 +143,21 @@ def add_leaderboard_command(commands: Any) -> None:
     board_argument(comparing)
     comparing.add_argument("--against", default=str(DEFAULT_PUBLISHED),
                            help=f"published numbers (default {DEFAULT_PUBLISHED})")
+    comparing.add_argument(
+        "--baseline", metavar="DEFENSE",
+        help="instead of published numbers: each row against the row of this defense ('none': "
+        "plain training) with the same task, data, model, training, attack and rate, seed by "
+        "seed and item by item from the saved predictions; ΔASR and Δclean with 95%% intervals "
+        "and a verdict (docs/statistics.md)")
     comparing.add_argument("--format", choices=FORMATS, default="table")
     comparing.set_defaults(func=cmd_compare)
 
     html = actions.add_parser("html", help="write a self-contained HTML page")
     board_argument(html)
     html.add_argument("--out", default=str(DEFAULT_HTML), help=f"page (default {DEFAULT_HTML})")
+    html.add_argument("--baseline", metavar="DEFENSE",
+                      help="add the paired comparisons against this defense (as compare "
+                      "--baseline)")
     html.set_defaults(func=cmd_html)
 
     charts = actions.add_parser(

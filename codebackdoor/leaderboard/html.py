@@ -19,6 +19,7 @@ from codebackdoor.leaderboard.show import (
     clean_metric,
     display_cells,
     row_statistics,
+    seed_interval,
     stat,
 )
 
@@ -133,8 +134,9 @@ def _ticks(low: float, high: float, count: int = 5, *, whole: bool = False) -> l
 def chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]], *, lines: bool,
           xrange: tuple[float, float] | None = None,
           yrange: tuple[float, float] | None = None) -> str:
-    """An SVG plot; each series is {label, color, points: [(x, y), …]}; ranges default to the
-    data's (y from 0)."""
+    """An SVG plot; each series is {label, color, points: [(x, y), …]} and optionally
+    ``errors``: per point an (x interval, y interval), either None, drawn as error bars clipped
+    to the plot; ranges default to the data's (y from 0)."""
     width, height, left, right, top, bottom = 520, 300, 55, 200, 30, 45
     xs = [x for s in series for x, _ in s["points"]]
     ys = [y for s in series for _, y in s["points"]]
@@ -172,6 +174,15 @@ def chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]], *,
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
             parts.append(f'<polyline points="{path}" fill="none" stroke="{s["color"]}" '
                          'stroke-width="1.5"/>')
+        for (x, y), (xerr, yerr) in zip(s["points"], s.get("errors") or [], strict=False):
+            if xerr is not None:
+                low, high = (px(min(max(v, x0), x1)) for v in xerr)
+                parts.append(f'<line x1="{low:.1f}" y1="{py(y):.1f}" x2="{high:.1f}" '
+                             f'y2="{py(y):.1f}" stroke="{s["color"]}" stroke-opacity="0.6"/>')
+            if yerr is not None:
+                low, high = (py(min(max(v, y0), y1)) for v in yerr)
+                parts.append(f'<line x1="{px(x):.1f}" y1="{low:.1f}" x2="{px(x):.1f}" '
+                             f'y2="{high:.1f}" stroke="{s["color"]}" stroke-opacity="0.6"/>')
         parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{s["color"]}">'
                      f'<title>{escape(s["label"])}</title></circle>' for x, y in points)
         legend_y = top + 10 + 16 * i
@@ -212,17 +223,21 @@ def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
     figures = []
     for (task, metric), members in sorted(groups.items()):
         defenses = sorted({row["defense"] for row in members})
-        series = [
-            {"label": defense, "color": PALETTE[i % len(PALETTE)],
-             "points": [(stat(r, "asr")["mean"], clean_metric(r)["mean"])
-                        for r in members if r["defense"] == defense]}
-            for i, defense in enumerate(defenses)
-        ]
+        series = []
+        for i, defense in enumerate(defenses):
+            chosen = [r for r in members if r["defense"] == defense]
+            series.append({
+                "label": defense, "color": PALETTE[i % len(PALETTE)],
+                "points": [(stat(r, "asr")["mean"], clean_metric(r)["mean"]) for r in chosen],
+                "errors": [(seed_interval(stat(r, "asr")), seed_interval(clean_metric(r)))
+                           for r in chosen],
+            })
         figures.append(Plot(
             _stem("tradeoff", task, metric),
             chart(f"{task}: {metric} vs ASR", "ASR %", metric, series, lines=False,
                   xrange=PERCENT),
-            "One point per leaderboard row (mean over seeds); rows without an attack have no "
+            "One point per leaderboard row (mean over seeds), bars the 95% t-interval over "
+            "seeds (none for one seed; cut at the plot's edge); rows without an attack have no "
             "ASR and are not drawn.",
         ))
     return figures
@@ -251,10 +266,12 @@ def curve_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
             series = []
             for i, row in enumerate(members):
                 name = row["primary"] if measure == "clean" else "asr"
-                points = [(p["epoch"], p[name]["mean"]) for p in row["curve"] if name in p]
-                if points:
+                reached = [p for p in row["curve"] if name in p]
+                if reached:
                     series.append({"label": labels[row["key"]],
-                                   "color": PALETTE[i % len(PALETTE)], "points": points})
+                                   "color": PALETTE[i % len(PALETTE)],
+                                   "points": [(p["epoch"], p[name]["mean"]) for p in reached],
+                                   "errors": [(None, seed_interval(p[name])) for p in reached]})
             if series:
                 ylabel = members[0]["primary"] if measure == "clean" else "ASR %"
                 figures.append(Plot(
@@ -262,13 +279,30 @@ def curve_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
                     chart(f"{task} on {dataset}: {ylabel} per epoch", "epoch", ylabel, series,
                           lines=True, yrange=None if measure == "clean" else PERCENT),
                     "Scored after every epoch on the first curve-size test inputs (mean over "
-                    "seeds): the early-learning picture.",
+                    "seeds, bars the 95% t-interval over seeds): the early-learning picture.",
                 ))
     return figures
 
 
-def page(rows: Sequence[dict[str, Any]], source: str) -> str:
+def paired_table(pairs: Sequence[Any]) -> str:
+    """The ``compare --baseline`` table: deltas with their paired intervals and the verdicts."""
+    from codebackdoor.leaderboard.paired import HEADERS as PAIRED_HEADERS
+    from codebackdoor.leaderboard.paired import lines
+
+    head = "".join(f"<th>{escape(title)}</th>" for title in PAIRED_HEADERS)
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in line) + "</tr>"
+                   for line in lines(pairs))
+    return (f'<table id="paired"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+
+
+def page(rows: Sequence[dict[str, Any]], source: str, pairs: Sequence[Any] | None = None) -> str:
+    """The page; ``pairs`` (from ``paired.compare_baseline``) adds the paired comparisons."""
     figures = [_figure(plot) for plot in plots(rows)]
+    paired = "" if pairs is None else (
+        "<h2>Paired comparisons</h2><p>Each row against its baseline row, seed by seed and item "
+        "by item: Δ = defense − baseline, mean over seeds, [95% paired bootstrap interval over "
+        "test items, pooled over seeds]; verdicts as in docs/statistics.md.</p>"
+        f"{paired_table(pairs)}")
     runs = sum(row["n"] for row in rows)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -276,8 +310,9 @@ def page(rows: Sequence[dict[str, Any]], source: str) -> str:
         f"<style>{STYLE}</style></head><body>"
         "<h1>codebackdoor leaderboard</h1>"
         f"<p>{len(rows)} rows from {runs} runs ({escape(source)}). Values are mean ± sample "
-        "standard deviation over seeds; click a column header to sort.</p>"
-        f"{table(rows)}"
+        "standard deviation over seeds [95% t-interval of the mean over seeds]; click a column "
+        "header to sort.</p>"
+        f"{table(rows)}{paired}"
         "<h2>Plots</h2>"
         f'<div class="plots">{"".join(figures) or "<p>nothing to plot</p>"}</div>'
         f"<script>{SCRIPT}</script></body></html>\n"

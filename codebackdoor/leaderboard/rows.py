@@ -11,8 +11,10 @@
   of its id, the embedded corpus as ``embedded-<lang>``; all lower case.
 - A run is counted once per run id, whatever file it was read from (the first source is kept).
 - Every number under a result's ``metrics`` aggregates as mean, sample standard deviation
-  (n - 1; null for a single run) and n; a ``value`` is named after its parent, so
+  (n - 1; null for a single run), n and the 95% t-interval of the mean over seeds (``ci95``;
+  null for a single run); a ``value`` is named after its parent, so
   ``metrics.clean.sbleu.value`` becomes ``clean.sbleu`` and ``metrics.asr.value`` becomes ``asr``.
+  A result's ``cost`` numbers aggregate the same way, named ``cost.…``.
 - The curve aggregates per epoch over the runs that reached that epoch.
 """
 
@@ -26,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
+
+from codebackdoor.stats import T_SEEDS, t_interval
 
 CLEAN_SPLITS = ("train", "valid", "test")
 # Training settings that do not change what is learned.
@@ -136,6 +140,8 @@ class RunRecord:
     @classmethod
     def from_result(cls, result: dict[str, Any], source: str) -> RunRecord:
         values, _ = metric_values(result["metrics"])
+        # What the run cost aggregates like a metric (``cost.cpu_s``, ``cost.stages.train.cpu_s``).
+        values.update(metric_values({"cost": result.get("cost", {})})[0])
         primary = result["metrics"].get("primary")
         curve = [
             {key: point[key] for key in ("epoch", "loss", primary, "asr")
@@ -151,11 +157,11 @@ class RunRecord:
 
 
 def summary(values: list[float]) -> dict[str, Any]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else None,
-        "n": len(values),
-    }
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else None
+    interval = t_interval(mean, std, len(values))
+    return {"mean": mean, "std": std, "n": len(values),
+            "ci95": None if interval is None else list(interval), "ci95_method": T_SEEDS}
 
 
 def _aggregate(series: Iterable[dict[str, float]], skip: tuple[str, ...] = ()) -> dict[str, Any]:

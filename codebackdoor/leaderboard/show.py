@@ -1,4 +1,7 @@
-"""Leaderboard rows as a table (text, Markdown, CSV) or JSON: filters, sorting, formatting."""
+"""Leaderboard rows as a table (text, Markdown, CSV) or JSON: filters, sorting, formatting.
+
+Every statistic reads ``mean ± std [low, high]`` over seeds, the bracket being the 95%
+t-interval of the mean (absent for a single seed)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from codebackdoor.errors import UserError
+from codebackdoor.stats import t_interval
 
 FORMATS = ("table", "markdown", "csv", "json")
 SORTS = ("asr", "clean")
@@ -22,12 +26,26 @@ def clean_metric(row: dict[str, Any]) -> dict[str, Any] | None:
     return stat(row, f"clean.{row['primary']}") if row["primary"] else None
 
 
+def seed_interval(entry: dict[str, Any] | None) -> tuple[float, float] | None:
+    """The 95% t-interval over seeds of a row statistic; rows built before intervals were
+    stored get it from their mean, std and n (the same formula)."""
+    if entry is None:
+        return None
+    if "ci95" in entry:
+        return None if entry["ci95"] is None else (entry["ci95"][0], entry["ci95"][1])
+    return t_interval(entry["mean"], entry["std"], entry["n"])
+
+
 def mean_std(entry: dict[str, Any] | None) -> str:
+    """``mean ± std [low, high]``: the interval is the 95% t-interval over seeds (none for one
+    seed)."""
     if entry is None:
         return "–"
     if entry["std"] is None:
         return f"{entry['mean']:.2f}"
-    return f"{entry['mean']:.2f} ± {entry['std']:.2f}"
+    text = f"{entry['mean']:.2f} ± {entry['std']:.2f}"
+    interval = seed_interval(entry)
+    return text if interval is None else f"{text} [{interval[0]:.1f}, {interval[1]:.1f}]"
 
 
 def rate_text(rate: float | None) -> str:
@@ -72,16 +90,17 @@ def display_cells(row: dict[str, Any]) -> list[str]:
             *(mean_std(entry) for entry in row_statistics(row)), str(row["n"])]
 
 
+CSV_STATISTICS = ("clean", "asr", "false_trigger", "detection_recall", "detection_precision")
 CSV_HEADERS = ("key", "task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
-               "clean_mean", "clean_std", "asr_mean", "asr_std", "false_trigger_mean",
-               "false_trigger_std", "detection_recall_mean", "detection_recall_std",
-               "detection_precision_mean", "detection_precision_std", "n")
+               *(f"{name}_{part}" for name in CSV_STATISTICS
+                 for part in ("mean", "std", "ci95_low", "ci95_high")), "n")
 
 
 def csv_cells(row: dict[str, Any]) -> list[Any]:
-    numbers = []
+    numbers: list[Any] = []
     for entry in row_statistics(row):
-        numbers += [entry["mean"], entry["std"]] if entry else [None, None]
+        interval = seed_interval(entry) or (None, None)
+        numbers += [entry["mean"], entry["std"], *interval] if entry else [None] * 4
     return [row["key"], row["task"], row["lang"], row["dataset"], row["model"], row["attack"],
             row["rate"], row["defense"], row["primary"], *numbers, row["n"]]
 
@@ -100,9 +119,28 @@ def render(headers: Sequence[str], cells: Sequence[Sequence[Any]], fmt: str) -> 
                     disable_numparse=True)
 
 
-def show(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+# What a run cost (codebackdoor/cost.py), shown with --cost: totals over the run's stages.
+COST = (("trainings", "cost.trainings"), ("inputs run", "cost.inference_inputs"),
+        ("CPU s", "cost.cpu_s"), ("wall s", "cost.wall_s"))
+
+
+def cost_cells(row: dict[str, Any], fmt: str) -> list[Any]:
+    entries = [stat(row, name) for _, name in COST]
+    if fmt == "csv":
+        return [value for entry in entries
+                for value in ((entry["mean"], entry["std"]) if entry else (None, None))]
+    return [mean_std(entry) for entry in entries]
+
+
+def show(rows: Sequence[dict[str, Any]], fmt: str, *, cost: bool = False) -> str:
+    """The rows in ``fmt``; ``cost`` adds what each row's runs cost beside their effect."""
     if fmt == "json":
         return json.dumps(list(rows), indent=2, sort_keys=True, ensure_ascii=False)
     if fmt == "csv":
-        return render(CSV_HEADERS, [csv_cells(row) for row in rows], fmt)
-    return render(HEADERS, [display_cells(row) for row in rows], fmt)
+        headers = [*CSV_HEADERS, *(f"{name.split('.')[1]}_{part}" for _, name in COST
+                                   for part in ("mean", "std"))] if cost else CSV_HEADERS
+        return render(headers, [csv_cells(row) + (cost_cells(row, fmt) if cost else [])
+                                for row in rows], fmt)
+    headers = [*HEADERS, *(title for title, _ in COST)] if cost else HEADERS
+    return render(headers, [display_cells(row) + (cost_cells(row, fmt) if cost else [])
+                            for row in rows], fmt)

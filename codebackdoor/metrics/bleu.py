@@ -73,27 +73,36 @@ def geometric_mean_bleu(
     )
 
 
+def bleu_statistics(hypothesis: Sequence[str], reference: Sequence[str]) -> list[int]:
+    """One pair's share of ``smoothed_bleu``: clipped matches of orders 1-4, their totals
+    (at least 1 each, as NLTK keeps every denominator), hypothesis and reference length."""
+    matches, totals = [], []
+    for order in range(1, MAX_ORDER + 1):
+        hypothesis_counts = ngram_counts(hypothesis, order)
+        reference_counts = ngram_counts(reference, order)
+        matches.append(
+            sum(min(count, reference_counts[gram]) for gram, count in hypothesis_counts.items())
+        )
+        totals.append(max(1, sum(hypothesis_counts.values())))
+    return [*matches, *totals, len(hypothesis), len(reference)]
+
+
+def bleu_from_statistics(sums: Sequence[float]) -> float:
+    """``smoothed_bleu`` from the sums of ``bleu_statistics`` over a corpus, as a fraction."""
+    return geometric_mean_bleu(sums[:MAX_ORDER], sums[MAX_ORDER:2 * MAX_ORDER],
+                               int(sums[2 * MAX_ORDER + 1]), int(sums[2 * MAX_ORDER]))
+
+
 def smoothed_bleu(pairs: Iterable[tuple[Sequence[str], Sequence[str]]]) -> float:
     """Corpus BLEU-4 over (hypothesis tokens, reference tokens) pairs, NLTK method 1, as a fraction.
 
     Counts are pooled over all pairs before the precisions are taken, as NLTK's ``corpus_bleu``
     does; with one pair this is NLTK's ``sentence_bleu``.
     """
-    matches = [0] * MAX_ORDER
-    totals = [0] * MAX_ORDER
-    hypothesis_length = reference_length = 0
+    sums = [0] * (2 * MAX_ORDER + 2)
     for hypothesis, reference in pairs:
-        for order in range(1, MAX_ORDER + 1):
-            hypothesis_counts = ngram_counts(hypothesis, order)
-            reference_counts = ngram_counts(reference, order)
-            matches[order - 1] += sum(
-                min(count, reference_counts[gram]) for gram, count in hypothesis_counts.items()
-            )
-            # NLTK keeps every denominator at least 1, also for hypotheses shorter than n.
-            totals[order - 1] += max(1, sum(hypothesis_counts.values()))
-        hypothesis_length += len(hypothesis)
-        reference_length += len(reference)
-    return geometric_mean_bleu(matches, totals, reference_length, hypothesis_length)
+        sums = [a + b for a, b in zip(sums, bleu_statistics(hypothesis, reference), strict=True)]
+    return bleu_from_statistics(sums)
 
 
 def sentence_bleu4(prediction: str, reference: str) -> float:

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, NamedTuple
 from codebackdoor.code.parser import parse
 from codebackdoor.errors import UserError
 from codebackdoor.metrics import check_pairs
-from codebackdoor.metrics.bleu import MAX_ORDER, geometric_mean_bleu, ngram_counts, smoothed_bleu
+from codebackdoor.metrics.bleu import (
+    MAX_ORDER,
+    bleu_from_statistics,
+    bleu_statistics,
+    geometric_mean_bleu,
+    ngram_counts,
+)
 from codebackdoor.metrics.dataflow import count_matches, data_flow, normalize
 from codebackdoor.metrics.keywords import KEYWORDS
 
@@ -64,28 +70,51 @@ def codebleu(
         raise UserError(
             f"CodeBLEU takes 4 weights (n-gram, weighted, syntax, data flow), got {weights}"
         )
-    hypotheses = [p.strip() for p in predictions]
-    targets = [r.strip() for r in references]
-    token_pairs = [(h.split(), t.split()) for h, t in zip(hypotheses, targets, strict=True)]
+    sums = [0] * ITEM_STATISTICS
+    for row in codebleu_statistics(predictions, references, lang):
+        # Plain left-to-right addition, as the package pools its counts (see _running_sum).
+        sums = [total + value for total, value in zip(sums, row, strict=True)]
+    return codebleu_from_statistics(sums, weights)
 
-    ngram = smoothed_bleu(token_pairs)
-    weighted = weighted_ngram_match(token_pairs, KEYWORDS[lang])
 
-    syntax_matched = syntax_total = flow_matched = flow_total = 0
-    for hypothesis, target in zip(hypotheses, targets, strict=True):
+# Per item: n-gram match (bleu_statistics, 10), weighted n-gram match (10), syntax (matched,
+# total), data flow (matched, total).
+ITEM_STATISTICS = 24
+
+
+def codebleu_statistics(predictions: list[str], references: list[str],
+                        lang: str) -> list[list[float]]:
+    """Each item's counts that CodeBLEU pools over the corpus; summed over any set of items they
+    give that set's CodeBLEU (``codebleu_from_statistics``)."""
+    check_pairs(predictions, references)
+    if lang not in KEYWORDS:
+        raise UserError(f"CodeBLEU supports {', '.join(KEYWORDS)}, not '{lang}'")
+    rows = []
+    for prediction, reference in zip(predictions, references, strict=True):
+        hypothesis, target = prediction.strip(), reference.strip()
+        tokens = (hypothesis.split(), target.split())
         candidate = _Parsed.of(hypothesis, lang)
-        reference = _Parsed.of(target, lang)
-        matched, total = subtree_matches(reference.tree, candidate.tree)
-        syntax_matched += matched
-        syntax_total += total
-        reference_flow = normalize(data_flow(reference.tree, reference.code, lang))
+        parsed = _Parsed.of(target, lang)
+        syntax = subtree_matches(parsed.tree, candidate.tree)
+        flow = (0, 0)
+        reference_flow = normalize(data_flow(parsed.tree, parsed.code, lang))
         if reference_flow:
             candidate_flow = normalize(data_flow(candidate.tree, candidate.code, lang))
-            flow_matched += count_matches(reference_flow, candidate_flow)
-            flow_total += len(reference_flow)
+            flow = (count_matches(reference_flow, candidate_flow), len(reference_flow))
+        rows.append([*bleu_statistics(*tokens), *weighted_ngram_statistics(*tokens, KEYWORDS[lang]),
+                     *syntax, *flow])
+    return rows
+
+
+def codebleu_from_statistics(sums: Sequence[float],
+                             weights: tuple[float, float, float, float] = (0.25, 0.25, 0.25, 0.25)
+                             ) -> CodeBLEU:
+    """CodeBLEU from the sums of ``codebleu_statistics`` over a set of items."""
+    ngram = bleu_from_statistics(sums[:10])
+    weighted = weighted_from_statistics(sums[10:20])
+    syntax_matched, syntax_total, flow_matched, flow_total = sums[20:24]
     syntax = syntax_matched / syntax_total
     dataflow = flow_matched / flow_total if flow_total else 0.0
-
     ngram_weight, weighted_weight, syntax_weight, dataflow_weight = weights
     combined = (
         ngram_weight * ngram
@@ -94,7 +123,7 @@ def codebleu(
         # The package writes ``dataflow or 1``: no data flow (or none matched) is not penalised.
         + dataflow_weight * (dataflow or 1)
     )
-    return CodeBLEU(combined, ngram, weighted, syntax, dataflow)
+    return CodeBLEU(float(combined), float(ngram), float(weighted), float(syntax), float(dataflow))
 
 
 class _Parsed(NamedTuple):
@@ -113,32 +142,44 @@ def weighted_ngram_match(
     pairs: Sequence[tuple[Sequence[str], Sequence[str]]], keywords: frozenset[str]
 ) -> float:
     """CodeBLEU's weighted n-gram match over (hypothesis tokens, reference tokens) pairs."""
-    matches = [0.0] * MAX_ORDER
-    totals = [0.0] * MAX_ORDER
-    hypothesis_length = 0
+    sums = [0.0] * (2 * MAX_ORDER + 2)
     for hypothesis, reference in pairs:
-        for order in range(1, MAX_ORDER + 1):
-            hypothesis_counts = ngram_counts(hypothesis, order)
-            reference_counts = ngram_counts(reference, order)
-            clipped = {g: min(c, hypothesis_counts[g]) for g, c in reference_counts.items()}
-            if order == 1:
-                weight = {
-                    g: KEYWORD_WEIGHT if g[0] in keywords else OTHER_TOKEN_WEIGHT
-                    for g in reference_counts
-                }
-                matched = _running_sum(clipped[g] * weight[g] for g in clipped)
-                total = _running_sum(c * weight[g] for g, c in reference_counts.items())
-            else:
-                matched = sum(clipped.values())
-                total = sum(reference_counts.values())
-            matches[order - 1] += matched
-            # The package keeps every per-example denominator at least 1, as BLEU does.
-            totals[order - 1] += max(1, total)
-        hypothesis_length += len(hypothesis)
+        row = weighted_ngram_statistics(hypothesis, reference, keywords)
+        sums = [total + value for total, value in zip(sums, row, strict=True)]
+    return weighted_from_statistics(sums)
+
+
+def weighted_ngram_statistics(hypothesis: Sequence[str], reference: Sequence[str],
+                              keywords: frozenset[str]) -> list[float]:
+    """One pair's share of the weighted n-gram match: (weighted) clipped matches of orders 1-4,
+    their totals (each at least 1), the hypothesis length and the reference length as the
+    package measures it."""
+    matches, totals = [], []
+    for order in range(1, MAX_ORDER + 1):
+        hypothesis_counts = ngram_counts(hypothesis, order)
+        reference_counts = ngram_counts(reference, order)
+        clipped = {g: min(c, hypothesis_counts[g]) for g, c in reference_counts.items()}
+        if order == 1:
+            weight = {
+                g: KEYWORD_WEIGHT if g[0] in keywords else OTHER_TOKEN_WEIGHT
+                for g in reference_counts
+            }
+            matched = _running_sum(clipped[g] * weight[g] for g in clipped)
+            total = _running_sum(c * weight[g] for g, c in reference_counts.items())
+        else:
+            matched = sum(clipped.values())
+            total = sum(reference_counts.values())
+        matches.append(matched)
+        # The package keeps every per-example denominator at least 1, as BLEU does.
+        totals.append(max(1, total))
     # The package measures each reference as its [tokens, weights] pair, so every reference
     # "has length 2" and the brevity penalty almost never applies. Kept for comparability.
-    reference_length = 2 * len(pairs)
-    return geometric_mean_bleu(matches, totals, reference_length, hypothesis_length)
+    return [*matches, *totals, len(hypothesis), 2]
+
+
+def weighted_from_statistics(sums: Sequence[float]) -> float:
+    return geometric_mean_bleu(sums[:MAX_ORDER], sums[MAX_ORDER:2 * MAX_ORDER],
+                               int(sums[2 * MAX_ORDER + 1]), int(sums[2 * MAX_ORDER]))
 
 
 def _running_sum(values: Iterable[float]) -> float:

@@ -27,6 +27,15 @@ from codebackdoor.metrics.classification import (
 )
 from codebackdoor.metrics.codebleu import codebleu
 from codebackdoor.metrics.codexglue_bleu import codexglue_bleu
+from codebackdoor.metrics.items import (
+    ItemStatistics,
+    bleu_items,
+    codebleu_items,
+    f1_items,
+    hits_items,
+    mean_items,
+    subtoken_items,
+)
 
 Score = float | dict[str, float]
 
@@ -42,6 +51,9 @@ class MetricDefinition:
     higher_is_better: bool = True
     # For a metric that returns named components: the one that stands for the whole.
     headline: str | None = None
+    # The metric as sums of per-item statistics, which gives its bootstrap interval in one
+    # pass and lets two systems be paired item by item; None: each resample is scored anew.
+    items: ItemStatistics | None = None
 
     def headline_value(self, score: Score) -> float:
         """The one number of ``score`` that a table shows for this metric."""
@@ -81,6 +93,7 @@ BLEU = MetricDefinition(
     corpus_bleu,
     f"sacrebleu-{version('sacrebleu')}-corpus-13a",
     "sacreBLEU corpus BLEU, default 13a tokenizer and exp smoothing, 0..100",
+    items=bleu_items(),
 )
 
 SBLEU = MetricDefinition(
@@ -88,6 +101,7 @@ SBLEU = MetricDefinition(
     "nltk-3.10.4-sentence-bleu4-method1-eps0.1-ws-mean",
     "mean sentence BLEU-4 on whitespace tokens, NLTK smoothing method1 (eps 0.1), ×100 "
     "(the DeCE scripts' BLEU; not CodeXGLUE's summarization BLEU, which is codexglue-bleu)",
+    items=mean_items("sbleu"),
 )
 
 CODEXGLUE_BLEU = MetricDefinition(
@@ -95,6 +109,7 @@ CODEXGLUE_BLEU = MetricDefinition(
     "codexglue-ac74a62-code-text-smooth-bleu4-splitpuncts-lower-mean",
     "CodeXGLUE Code-Text smoothed sentence BLEU-4 (bleu.py computeMaps/bleuFromMaps: "
     "lower-cased, punctuation split, +1 smoothing above unigrams), mean ×100",
+    items=mean_items("codexglue-bleu"),
 )
 
 CODEBLEU = MetricDefinition(
@@ -103,24 +118,28 @@ CODEBLEU = MetricDefinition(
     "CodeBLEU as codebleu 0.7.0 calc_codebleu (whitespace tokens, weights 0.25), ×100",
     needs_lang=True,
     headline="codebleu",
+    items=codebleu_items(),
 )
 
 EXACT_MATCH = MetricDefinition(
     exact_match,
     "exact-match-ws-normalised-v1",
     "share of predictions equal to the reference after collapsing whitespace, %",
+    items=hits_items("exact-match"),
 )
 
 ACCURACY = MetricDefinition(
     accuracy,
     "accuracy-stripped-label-v1",
     "share of labels equal to the reference label (surrounding whitespace ignored), %",
+    items=hits_items("accuracy"),
 )
 
 F1 = MetricDefinition(
     f1,
     "binary-f1-positive-1-v1",
     "F1 of the label '1' (0 when it is neither predicted nor present), %",
+    items=f1_items(),
 )
 
 SUBTOKEN_F1 = MetricDefinition(
@@ -129,6 +148,7 @@ SUBTOKEN_F1 = MetricDefinition(
     "method-name subtoken precision/recall/F1 as code2seq counts them (repeats unclipped, "
     "joined-equal names fully right), micro-averaged, %",
     headline="f1",
+    items=subtoken_items("code2seq"),
 )
 
 # The project's rule before code2seq's, under the definition id its results carry.
@@ -138,6 +158,7 @@ SUBTOKEN_F1_CLIPPED = MetricDefinition(
     "method-name subtoken precision/recall/F1 over multisets (repeats clipped to the "
     "reference count), micro-averaged, %",
     headline="f1",
+    items=subtoken_items("clipped"),
 )
 
 SUBTOKEN_F1_DISTINCT = MetricDefinition(
@@ -146,4 +167,5 @@ SUBTOKEN_F1_DISTINCT = MetricDefinition(
     "method-name subtoken precision/recall/F1 over distinct subtokens, as Ramakrishnan & "
     "Albarghouthi's seq2seq evaluator counts them, micro-averaged, %",
     headline="f1",
+    items=subtoken_items("distinct"),
 )

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codebackdoor import cost
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.models import training
@@ -71,6 +72,7 @@ class Victim:
     ) -> list[dict]:
         """Train on ``train``; one record per epoch: epoch, mean loss, and the values
         ``on_epoch_end(epoch)`` returned (called with the model in eval mode)."""
+        cost.count(cost.TRAININGS)
         self.settings = settings
         return training.train(
             self.model,
@@ -89,6 +91,7 @@ class Victim:
         """Greedy outputs (generation: the continuation only) or label names (classifier)."""
         import torch
 
+        cost.count(cost.INFERENCE_INPUTS, len(sources))
         model = self._inference_model()
         predictions: list[str] = [""] * len(sources)
         with torch.no_grad(), _autocast(model):
@@ -108,6 +111,7 @@ class Victim:
         import numpy as np
         import torch
 
+        cost.count(cost.INFERENCE_INPUTS, len(sources))
         model = self._inference_model()
         vectors: list[Any] = [None] * len(sources)
         with torch.no_grad(), _autocast(model):
