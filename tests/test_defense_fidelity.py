@@ -361,8 +361,29 @@ def test_a_keyword_after_a_space_is_never_a_released_candidate():
 
 def test_killbadcode_preset_follows_the_released_filter():
     preset = load_defense(str(PRESETS / "killbadcode-sun.toml"))
-    assert (preset.tokens, preset.candidates, preset.order, preset.max_tokens) == (
-        "bpe", "released", 4, 600,
+    assert (preset.tokens, preset.candidates, preset.bpe_corpus, preset.max_tokens) == (
+        "bpe", "released", "all", 600,
     )
     with pytest.raises(UserError, match=r"^killbadcode: tokens = 'words' must be one of"):
         KillBadCode(tokens="words")
+    with pytest.raises(UserError, match=r"^killbadcode: bpe_corpus = 'web' must be one of"):
+        KillBadCode(bpe_corpus="web")
+
+
+def test_the_stand_in_learns_from_the_training_inputs_too():
+    """With bpe_corpus = "all" a word frequent in the training inputs becomes one marked piece,
+    which the released filter cannot select; from the clean sample alone it splits and its
+    unmarked tail can be selected."""
+    clean = [Example(str(i), source, "", "python") for i, source in enumerate(CODE)]
+    train = [
+        Example(f"t{i}", f"def f{i}(x):\n    if random() < {i}:\n        return x\n", "",
+                "python")
+        for i in range(6)
+    ]
+    for corpus, whole in (("all", True), ("clean", False)):
+        defense = KillBadCode(tokens="bpe", candidates="released", bpe_corpus=corpus)
+        decision = defense.filter(train, None, DefenseContext(FakeTask("python"), clean, 1, None))
+        texts = [c["token"] for c in decision.details["candidates"]]
+        pieces = defense.tokenizer([e.source for e in ([*train, *clean] if whole else clean)])
+        assert ("\u2581random" in pieces(train[0])) is whole
+        assert all(not t.startswith("\u2581") and t != "random" for t in texts)

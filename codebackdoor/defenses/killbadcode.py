@@ -47,6 +47,7 @@ CANDIDATES = {
     "names": re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"),
 }
 TOKEN_STREAMS = ("bpe", "leaves")
+BPE_CORPORA = ("all", "clean")
 # SentencePiece's word marker, which Llama's tokenizer puts in place of a space.
 MARKER = "\u2581"
 # The stand-in's pieces never cross these boundaries: a run of markers before another marker
@@ -92,9 +93,14 @@ class KillBadCode(FilterDefense):
     # (CodeLlama's tokenizer there, a stand-in here) with "released" candidates.
     tokens: Literal["bpe", "leaves"] = "leaves"
     candidates: Literal["released", "names"] = "names"
-    # The stand-in's vocabulary: CodeLlama's size. A clean sample of a few thousand
-    # snippets stops well short of it, so more names split than in CodeLlama.
+    # The stand-in's vocabulary: CodeLlama's size, which a few thousand snippets stop short of.
     bpe_vocab_size: int = 32016
+    # The texts the stand-in learns its merges from: "all" (the training inputs and the clean
+    # sample) or "clean" (the clean sample alone). CodeLlama learned its merges from far more
+    # code than either, so common words (`random`, `return`) are single pieces there; the
+    # more text, the closer. A tokenizer learns no labels, and the defender holds the
+    # training inputs anyway.
+    bpe_corpus: Literal["all", "clean"] = "all"
 
     def __post_init__(self) -> None:
         if self.tokens not in TOKEN_STREAMS:
@@ -105,6 +111,10 @@ class KillBadCode(FilterDefense):
             raise UserError(
                 f"killbadcode: candidates = {self.candidates!r} must be one of "
                 f"{tuple(CANDIDATES)}"
+            )
+        if self.bpe_corpus not in BPE_CORPORA:
+            raise UserError(
+                f"killbadcode: bpe_corpus = {self.bpe_corpus!r} must be one of {BPE_CORPORA}"
             )
         if self.bpe_vocab_size < 1:
             raise UserError(f"killbadcode: bpe_vocab_size = {self.bpe_vocab_size} must be >= 1")
@@ -128,7 +138,8 @@ class KillBadCode(FilterDefense):
         clean = context.clean[: self.clean_samples]
         if not clean:
             raise UserError("killbadcode needs a clean sample to train its n-gram model on")
-        tokenize = self.tokenizer([e.source for e in clean])
+        corpus = clean if self.bpe_corpus == "clean" else [*train, *clean]
+        tokenize = self.tokenizer([e.source for e in corpus])
         model = NGramModel.train([tokenize(e) for e in clean], order=self.order)
         tokens = [tokenize(e) for e in train]
         improvements = [self.improvements(model, t) for t in tokens]
@@ -165,11 +176,12 @@ class KillBadCode(FilterDefense):
                 found[text] = max(full - entropy, 0.0)
         return found
 
-    def tokenizer(self, clean_sources: Sequence[str]) -> Callable[[Example], list[str]]:
-        """The function from an example to its token texts, for the chosen stream."""
+    def tokenizer(self, corpus: Sequence[str]) -> Callable[[Example], list[str]]:
+        """The function from an example to its token texts, for the chosen stream; the
+        stand-in tokenizer learns from ``corpus``."""
         if self.tokens == "leaves":
             return lambda example: [unit.text for unit in units(example.source, example.lang)]
-        pieces = sentencepiece_stand_in(clean_sources, self.bpe_vocab_size)
+        pieces = sentencepiece_stand_in(corpus, self.bpe_vocab_size)
         return lambda example: pieces(example.source)
 
 
