@@ -165,7 +165,7 @@ class WordCounter:
         self.weights = {"cf": 10.0, "good": 1.0, "bad": 1.0, "movie": 0.5}
         self.calls: list[int] = []
 
-    def representations(self, sources, batch_size=None):
+    def representations(self, sources, batch_size=None, representation="mean"):
         self.calls.append(len(sources))
         return np.array(
             [[s.split().count(w) * v for w, v in self.weights.items()] for s in sources],

@@ -204,7 +204,10 @@ def test_what_cannot_work_is_refused_with_one_line(tmp_path):
 
 @pytest.mark.parametrize(
     ("filename", "expected"),
-    [("onion.toml", ONION()), ("onion-lines.toml", ONION(granularity="line"))],
+    [
+        ("onion.toml", ONION(scoring="openbackdoor", tie="remove")),
+        ("onion-lines.toml", ONION(scoring="openbackdoor", tie="remove", granularity="line")),
+    ],
 )
 def test_registry_name_and_presets(filename, expected):
     cls = registry("defenses").get("onion")

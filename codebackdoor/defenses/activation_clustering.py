@@ -44,10 +44,14 @@ class ActivationClustering(FilterDefense):
     # 0.35 is the relative-size threshold of IBM's Adversarial Robustness Toolbox, whose
     # ActivationDefence the authors contributed.
     size_threshold: float = 0.35
+    # Where each example's vector is read (Victim.representations). Chen et al. cluster the
+    # last hidden layer, the classifier's penultimate activations: "head-input".
+    representation: Literal["mean", "first-token", "head-input"] = "mean"
     # Rows per victim call; None: the victim's evaluation batch size.
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
+        self.check_representation(self.representation)
         if self.reduction not in REDUCTIONS:
             raise UserError(f"ac: reduction = {self.reduction!r} must be one of {REDUCTIONS}")
         if self.components < 1:
@@ -60,7 +64,9 @@ class ActivationClustering(FilterDefense):
     ) -> FilterDecision:
         if victim is None:
             raise ValueError("ac needs the victim trained on the poisoned data")
-        vectors = victim.representations([e.source for e in train], self.batch_size)
+        vectors = victim.representations(
+            [e.source for e in train], self.batch_size, self.representation
+        )
         return self.decide(vectors, class_groups(train, context.task), context.seed)
 
     def decide(

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from codebackdoor.errors import UserError
+from codebackdoor.models.victim import REPRESENTATIONS
 from codebackdoor.params import build_dataclass
 from codebackdoor.presets import Preset, is_preset_path
 from codebackdoor.registry import registry
@@ -104,6 +106,14 @@ class FilterDefense(Defense):
 
     stages: ClassVar[tuple[str, ...]] = ("filter",)
     needs_victim: ClassVar[bool] = True
+
+    def check_representation(self, representation: str) -> None:
+        """Refuse a ``representation`` that Victim.representations does not know."""
+        if representation not in REPRESENTATIONS:
+            raise UserError(
+                f"{self.name}: representation = {representation!r} must be one of "
+                + ", ".join(repr(r) for r in REPRESENTATIONS)
+            )
 
     def filter(
         self, train: list[Example], victim: Victim | None, context: DefenseContext

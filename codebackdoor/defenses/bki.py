@@ -3,9 +3,10 @@ poisoned model's representation most, consistently across many training examples
 
 Follows OpenBackdoor's BKIDefender (the implementation DeCE compares against): for every
 training example and every unit, Δ = ‖r(x) − r(x without the unit)‖∞ on the victim trained on
-the poisoned data; the p units of largest Δ per example are kept; a unit text seen f times in
-those lists with mean Δ m scores m·log10(f); examples whose top-p list holds the top keyword
-are removed.
+the poisoned data, with r the last encoder layer at position 0 (``victims/plms.py``
+``last_hidden_state[:, 0, :]``; DeCE's ``PLM.py`` ``hidden_states[-1][:, 0, :]``); the p units
+of largest Δ per example are kept; a unit text seen f times in those lists with mean Δ m scores
+m·log10(f); examples whose top-p list holds the top keyword are removed.
 """
 
 from __future__ import annotations
@@ -61,8 +62,13 @@ class BKI(FilterDefense):
     chunk_inputs: int = 8192
     # Rows per forward pass inside a call; None: the victim's evaluation batch size.
     batch_size: int | None = None
+    # Where r(x) is read (Victim.representations). OpenBackdoor and DeCE read position 0 of
+    # the last encoder layer ("first-token", the bki-openbackdoor preset); "mean" pools the
+    # real tokens, so a unit's deletion moves r(x) wherever the unit sits.
+    representation: Literal["mean", "first-token", "head-input"] = "mean"
 
     def __post_init__(self) -> None:
+        self.check_representation(self.representation)
         for field_name in ("top_p", "keywords", "max_units", "chunk_inputs"):
             if getattr(self, field_name) < 1:
                 raise UserError(f"bki: {field_name} = {getattr(self, field_name)} must be >= 1")
@@ -123,7 +129,7 @@ class BKI(FilterDefense):
             for source, example_units in zip(sources[start:stop], pieces[start:stop], strict=True):
                 inputs.append(source)
                 inputs.extend(without(source, unit) for unit in example_units)
-            vectors = victim.representations(inputs, self.batch_size)
+            vectors = victim.representations(inputs, self.batch_size, self.representation)
             offset = 0
             for example_units in pieces[start:stop]:
                 full = vectors[offset]
@@ -134,9 +140,12 @@ class BKI(FilterDefense):
         return result
 
     def top_units(self, texts: list[str], delta: list[float]) -> list[tuple[str, float]]:
-        """The ``top_p`` (text, Δ) of largest Δ; ties keep the earlier unit."""
-        order = sorted(range(len(texts)), key=lambda i: -delta[i])[: self.top_p]
-        return [(texts[i], delta[i]) for i in order]
+        """The ``top_p`` (text, Δ) of largest Δ, in OpenBackdoor's order: numpy's ascending
+        argsort reversed, so that among equal Δ the order is the reverse of argsort's."""
+        import numpy as np
+
+        order = np.argsort(np.asarray(delta, dtype=np.float64))[::-1][: self.top_p]
+        return [(texts[i], delta[i]) for i in order.tolist()]
 
 
 def keyword_scores(tops: list[list[tuple[str, float]]]) -> list[tuple[str, float]]:

@@ -4,18 +4,32 @@ Sun et al. train an n-gram code language model on a few clean snippets, measure 
 token of every training snippet how much the snippet's per-token cross-entropy drops when the
 token is deleted, sum each token's drops over the snippets where it ranks among the largest,
 and remove the snippets that contain the top-scoring tokens. Their released code
-(wssun/KillBadCode) trains a 4-gram KenLM (modified Kneser-Ney) on CodeLlama subword tokens;
-here the same estimate is computed in Python over tree-sitter leaf tokens, which needs no
-external tool and keeps identifiers whole.
+(wssun/KillBadCode) trains a 4-gram KenLM (modified Kneser-Ney) on the pieces of CodeLlama's
+SentencePiece tokenizer; the same estimate is computed here in Python, on either of two token
+streams (``tokens``):
+
+- ``bpe``: a stand-in for CodeLlama's tokenizer, which cannot be downloaded here: a BPE model
+  trained on the clean sample with SentencePiece's conventions as Llama uses them (a space
+  becomes ``▁`` and joins the piece after it, a ``▁`` before the text, digits one by one,
+  letters, punctuation and newlines never merged together). Its merges are not CodeLlama's,
+  so identifiers split elsewhere; where a piece starts is the same.
+- ``leaves``: tree-sitter leaf tokens, which keep every name and keyword whole.
+
+``detect_token.py`` admits as candidates only the pieces matching
+``^(?![0-9])[a-zA-Z0-9]+$`` (``candidates = "released"``). A piece that follows a space
+carries the ``▁`` marker and fails it, so after indentation or a space ``return``, ``if`` and
+``random`` can never be chosen there; only pieces glued to what precedes them (after a
+bracket, a dot, a newline without indentation, or inside a split name) can.
+``candidates = "names"`` admits every name and keyword, underscores included.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from codebackdoor.defenses.base import DefenseContext, FilterDecision, FilterDefense
 from codebackdoor.defenses.units import units
@@ -26,9 +40,28 @@ if TYPE_CHECKING:
     from codebackdoor.models.victim import Victim
 
 BOS, EOS = "<s>", "</s>"
-# Candidate tokens: names and keywords. The released code's pattern for subword pieces is
-# letters and digits not starting with a digit; leaf tokens add the underscore of whole names.
-CANDIDATE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Candidate tokens. "released": detect_token.py's pattern, verbatim, applied with re.match.
+# "names": whole names and keywords, the underscore included.
+CANDIDATES = {
+    "released": re.compile(r"^(?![0-9])[a-zA-Z0-9]+$"),
+    "names": re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"),
+}
+TOKEN_STREAMS = ("bpe", "leaves")
+BPE_CORPORA = ("all", "clean")
+# SentencePiece's word marker, which Llama's tokenizer puts in place of a space.
+MARKER = "\u2581"
+# The stand-in's pieces never cross these boundaries: a run of markers before another marker
+# (indentation), a marker-led letter run, one digit, a marker-led punctuation run, one
+# whitespace character that is not a space (a newline: CodeLlama's byte piece <0x0A>).
+PIECE_BOUNDARIES = "|".join(
+    (
+        f"{MARKER}+(?={MARKER})",
+        f"{MARKER}?[A-Za-z]+",
+        f"{MARKER}?[0-9]",
+        rf"{MARKER}?[^A-Za-z0-9{MARKER}\s]+",
+        r"\s",
+    )
+)
 
 
 @dataclass
@@ -56,8 +89,35 @@ class KillBadCode(FilterDefense):
     per_sample: int = 10
     # Top-ranked tokens taken as the trigger.
     triggers: int = 1
+    # The token stream and the candidate rule (module docstring). The released code: "bpe"
+    # (CodeLlama's tokenizer there, a stand-in here) with "released" candidates.
+    tokens: Literal["bpe", "leaves"] = "leaves"
+    candidates: Literal["released", "names"] = "names"
+    # The stand-in's vocabulary: CodeLlama's size, which a few thousand snippets stop short of.
+    bpe_vocab_size: int = 32016
+    # The texts the stand-in learns its merges from: "all" (the training inputs and the clean
+    # sample) or "clean" (the clean sample alone). CodeLlama learned its merges from far more
+    # code than either, so common words (`random`, `return`) are single pieces there; the
+    # more text, the closer. A tokenizer learns no labels, and the defender holds the
+    # training inputs anyway.
+    bpe_corpus: Literal["all", "clean"] = "all"
 
     def __post_init__(self) -> None:
+        if self.tokens not in TOKEN_STREAMS:
+            raise UserError(
+                f"killbadcode: tokens = {self.tokens!r} must be one of {TOKEN_STREAMS}"
+            )
+        if self.candidates not in CANDIDATES:
+            raise UserError(
+                f"killbadcode: candidates = {self.candidates!r} must be one of "
+                f"{tuple(CANDIDATES)}"
+            )
+        if self.bpe_corpus not in BPE_CORPORA:
+            raise UserError(
+                f"killbadcode: bpe_corpus = {self.bpe_corpus!r} must be one of {BPE_CORPORA}"
+            )
+        if self.bpe_vocab_size < 1:
+            raise UserError(f"killbadcode: bpe_vocab_size = {self.bpe_vocab_size} must be >= 1")
         if self.order < 1:
             raise UserError(f"killbadcode: order = {self.order} must be at least 1")
         for field_name in ("clean_samples", "max_tokens", "per_sample", "triggers"):
@@ -78,8 +138,10 @@ class KillBadCode(FilterDefense):
         clean = context.clean[: self.clean_samples]
         if not clean:
             raise UserError("killbadcode needs a clean sample to train its n-gram model on")
-        model = NGramModel.train([_texts(e) for e in clean], order=self.order)
-        tokens = [_texts(e) for e in train]
+        corpus = clean if self.bpe_corpus == "clean" else [*train, *clean]
+        tokenize = self.tokenizer([e.source for e in corpus])
+        model = NGramModel.train([tokenize(e) for e in clean], order=self.order)
+        tokens = [tokenize(e) for e in train]
         improvements = [self.improvements(model, t) for t in tokens]
         totals: dict[str, float] = {}
         for found in improvements:
@@ -96,6 +158,8 @@ class KillBadCode(FilterDefense):
             "triggers": [{"token": t, "score": s} for t, s in ranking[: self.triggers]],
             "candidates": [{"token": t, "score": s} for t, s in ranking[:20]],
             "clean_samples": len(clean),
+            "token_stream": self.tokens,
+            "candidate_rule": self.candidates,
         }
         return FilterDecision(keep, scores, details)
 
@@ -105,15 +169,43 @@ class KillBadCode(FilterDefense):
         each snippet to its first max_tokens tokens before scoring it at all."""
         scored = tokens[: self.max_tokens]
         full, deleted = model.deletion_entropies(scored, len(scored))
+        candidate = CANDIDATES[self.candidates]
         found: dict[str, float] = {}
         for text, entropy in zip(scored, deleted, strict=True):
-            if CANDIDATE.fullmatch(text):
+            if candidate.match(text):
                 found[text] = max(full - entropy, 0.0)
         return found
 
+    def tokenizer(self, corpus: Sequence[str]) -> Callable[[Example], list[str]]:
+        """The function from an example to its token texts, for the chosen stream; the
+        stand-in tokenizer learns from ``corpus``."""
+        if self.tokens == "leaves":
+            return lambda example: [unit.text for unit in units(example.source, example.lang)]
+        pieces = sentencepiece_stand_in(corpus, self.bpe_vocab_size)
+        return lambda example: pieces(example.source)
 
-def _texts(example: Example) -> list[str]:
-    return [unit.text for unit in units(example.source, example.lang)]
+
+def sentencepiece_stand_in(texts: Sequence[str], vocab_size: int) -> Callable[[str], list[str]]:
+    """A BPE tokenizer trained on ``texts`` with Llama's SentencePiece conventions (module
+    docstring); returns the function from a text to its pieces."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.normalizer = normalizers.Sequence(
+        [normalizers.Prepend(MARKER), normalizers.Replace(" ", MARKER)]
+    )
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(PIECE_BOUNDARIES), behavior="isolated")
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=["<unk>"],
+        # Printable ASCII is never unknown, as in CodeLlama's vocabulary; other characters
+        # become <unk> where CodeLlama has byte pieces: neither passes the candidate filter.
+        initial_alphabet=[chr(code) for code in range(33, 127)] + [MARKER, "\n", "\t"],
+        show_progress=False,
+    )
+    backend.train_from_iterator(list(texts), trainer, length=len(texts))
+    return lambda text: backend.encode(text).tokens if text else []
 
 
 class NGramModel:

@@ -1,9 +1,22 @@
 """ONION: delete the units of a test input whose removal makes it much more fluent.
 
 The suspicion of a unit (a word of text, a token or line of code) is PPL(input) minus
-PPL(input without the unit) under a causal LM; every unit whose suspicion exceeds the threshold
+PPL(input without the unit) under a causal LM; every unit whose suspicion reaches the threshold
 is removed. A rare-word trigger is what the LM finds least expected, so dropping it lowers the
 perplexity most.
+
+How a text's perplexity is taken (``scoring``):
+
+- ``onion-reference``: the ONION authors' ``experiments/gptlm.py``: the text as the tokenizer
+  encodes it by default, ``labels = input_ids``, one text at a time, so the first token is
+  never scored (GPT-2 adds no begin-of-text token) and there is no padding.
+- ``openbackdoor``: OpenBackdoor's and DeCE's ``GPT2LM``: as the reference, but an input and
+  its leave-one-out variants go through in order in batches of 32, right-padded with the end
+  of text token, and the padded positions are scored like text (the loss has no
+  ``ignore_index`` for them), so a shorter variant's perplexity holds terms predicting padding.
+- ``bos-masked``: this project's: the text after the LM's begin-of-text token (or the
+  separator a preset LM was trained to continue), so its first token is scored too, and
+  padding is never scored.
 
 All leave-one-out variants of many inputs, with the inputs themselves, go through the LM
 together: sorted by length and cut into padded batches of a bounded number of tokens.
@@ -14,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from codebackdoor.defenses.base import DefenseContext, PurifyDefense
 from codebackdoor.defenses.units import GRANULARITIES, Unit, units, without
@@ -24,6 +37,11 @@ from codebackdoor.models.objective import IGNORE_INDEX
 
 # Texts scored per group of inputs: bounds the variant strings and token ids held at once.
 GROUP_TEXTS = 4096
+
+SCORINGS = ("onion-reference", "openbackdoor", "bos-masked")
+TIES = ("remove", "keep")
+# OpenBackdoor's and DeCE's ONIONDefender batch size: the texts padded together.
+REFERENCE_BATCH = 32
 
 # The preset LM's own recipe, independent of the victim's training settings.
 LM_BATCH_SIZE = 16
@@ -45,8 +63,15 @@ class ONION(PurifyDefense):
     )
 
     # 0 as in the DeCE and OpenBackdoor code. The paper picks it per dataset on clean
-    # validation data; any value is allowed.
+    # validation data (the authors' test_defense.py sweeps 1 to 100); any value is allowed.
     threshold: float = 0.0
+    # A unit whose suspicion equals the threshold: "remove" as all three references do
+    # (OpenBackdoor's and DeCE's `>= bar`, the authors' `ppl_without - ppl <= bar`), or
+    # "keep". With threshold 0 the difference is the units whose deletion changes nothing,
+    # such as those past the LM's max_length, which "keep" leaves in place.
+    tie: Literal["remove", "keep"] = "keep"
+    # How perplexity is taken (module docstring); the presets citing a source set its way.
+    scoring: Literal["onion-reference", "openbackdoor", "bos-masked"] = "bos-masked"
     # Units of code inputs: tree-sitter leaf tokens or lines. Units of text inputs are
     # whitespace-separated words ("token"; "line" is refused for them).
     granularity: str = "token"
@@ -66,6 +91,11 @@ class ONION(PurifyDefense):
     def __post_init__(self) -> None:
         if not math.isfinite(self.threshold):
             raise UserError(f"onion: threshold = {self.threshold} must be a finite number")
+        for name, value, valid in (("tie", self.tie, TIES), ("scoring", self.scoring, SCORINGS)):
+            if value not in valid:
+                raise UserError(
+                    f"onion: {name} = {value!r} must be one of " + ", ".join(map(repr, valid))
+                )
         if self.granularity not in GRANULARITIES:
             raise UserError(
                 f"onion: granularity = {self.granularity!r} must be one of "
@@ -103,7 +133,10 @@ class ONION(PurifyDefense):
         purified = []
         for source, scored in zip(sources, self.suspicions(sources), strict=True):
             # A NaN suspicion (nothing the LM could score) compares false: the unit stays.
-            removed = [unit for unit, suspicion in scored if suspicion > self.threshold]
+            if self.tie == "remove":
+                removed = [unit for unit, suspicion in scored if suspicion >= self.threshold]
+            else:
+                removed = [unit for unit, suspicion in scored if suspicion > self.threshold]
             purified.append(remove_units(source, removed))
         return purified
 
@@ -146,7 +179,8 @@ def _score_group(
     for index in group:
         texts.append(sources[index])
         texts.extend(without(sources[index], unit) for unit in found[index])
-    perplexities = iter(scorer.perplexities(texts))
+    sizes = [len(found[index]) + 1 for index in group]
+    perplexities = iter(scorer.perplexities(texts, sizes))
     for index in group:
         whole = next(perplexities)
         result[index] = [(unit, whole - next(perplexities)) for unit in found[index]]
@@ -162,11 +196,10 @@ def remove_units(source: str, removed: Sequence[Unit]) -> str:
 
 @dataclass
 class PerplexityScorer:
-    """A causal LM and its tokenizer, scoring texts that follow ``prefix``.
+    """A causal LM and its tokenizer, scoring texts as ``scoring`` says (see the module).
 
-    ``prefix`` is the context every text is scored after: the separator a preset was trained
-    to continue, or a pretrained tokenizer's begin-of-text token. With no prefix the first
-    token has no context and is not scored (as in ONION's and OpenBackdoor's GPT-2 scoring).
+    ``prefix`` is the context every text is scored after under ``bos-masked``: the separator
+    a preset was trained to continue, or a pretrained tokenizer's begin-of-text token.
     """
 
     model: Any
@@ -174,6 +207,7 @@ class PerplexityScorer:
     prefix: list[int]
     max_length: int
     batch_tokens: int
+    scoring: str = "bos-masked"
 
     @classmethod
     def build(cls, onion: ONION, context: DefenseContext) -> PerplexityScorer:
@@ -213,13 +247,55 @@ class PerplexityScorer:
             bos = victim.tokenizer.bos_token_id
             prefix = [] if bos is None else [bos]
         victim.model.eval()
-        return cls(victim.model, victim.tokenizer, prefix, max_length, onion.batch_tokens)
+        return cls(
+            victim.model, victim.tokenizer, prefix, max_length, onion.batch_tokens, onion.scoring
+        )
 
-    def perplexities(self, texts: Sequence[str]) -> list[float]:
+    def perplexities(
+        self, texts: Sequence[str], groups: Sequence[int] | None = None
+    ) -> list[float]:
         """exp(mean token NLL) of each text; NaN for a text with no scored token.
 
-        Identical texts are scored once. Rows are sorted by length and padded on the right,
-        where a causal LM's real tokens never see the padding.
+        ``groups`` are the sizes of the runs of consecutive texts (an input and its variants)
+        that ``openbackdoor`` scoring pads together, 32 at a time; one run by default.
+        """
+        if not texts:
+            return []
+        if self.scoring == "bos-masked":
+            encoded = self.tokenizer(
+                list(texts),
+                add_special_tokens=False,
+                truncation=True,
+                max_length=max(1, self.max_length - len(self.prefix)),
+            )["input_ids"]
+            rows = [(tuple(self.prefix + ids), 0) for ids in encoded]
+            return self._score(rows, first_scored=max(1, len(self.prefix)))
+        # The references call the tokenizer with its defaults and score from position 1.
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)[
+            "input_ids"
+        ]
+        if self.scoring == "onion-reference":
+            return self._score([(tuple(ids), 0) for ids in encoded], first_scored=1)
+        rows = []
+        start = 0
+        for size in groups if groups is not None else [len(texts)]:
+            for chunk in range(start, start + size, REFERENCE_BATCH):
+                block = encoded[chunk : min(chunk + REFERENCE_BATCH, start + size)]
+                longest = max(len(ids) for ids in block)
+                rows.extend((tuple(ids), longest - len(ids)) for ids in block)
+            start += size
+        if start != len(texts):
+            raise ValueError(f"groups cover {start} texts, not {len(texts)}")
+        return self._score(rows, first_scored=1)
+
+    def _score(self, rows: list[tuple[tuple[int, ...], int]], first_scored: int) -> list[float]:
+        """Perplexity of each (token ids, scored padding) row: the mean NLL of its tokens from
+        position ``first_scored`` on, and of that many end-of-text tokens after them, which
+        attend to the text but are not attended to (OpenBackdoor's padded variants).
+
+        Identical rows are scored once. Rows are sorted by length and padded on the right,
+        where a causal LM's real tokens never see the padding; the padding that only fills a
+        batch is never scored.
         """
         import torch
 
@@ -227,34 +303,30 @@ class PerplexityScorer:
         from codebackdoor.models.tokenizer import pad
         from codebackdoor.models.training import padding_id
 
-        if not texts:
-            return []
-        unique = list(dict.fromkeys(texts))
-        room = max(1, self.max_length - len(self.prefix))
-        encoded = self.tokenizer(
-            unique, add_special_tokens=False, truncation=True, max_length=room
-        )["input_ids"]
-        sequences = [self.prefix + ids for ids in encoded]
+        unique = list(dict.fromkeys(rows))
+        end = padding_id(self.tokenizer)
+        if self.tokenizer.eos_token_id is not None:
+            end = self.tokenizer.eos_token_id
+        sequences = [list(ids) + [end] * extra for ids, extra in unique]
         values = [math.nan] * len(unique)
-        # Position j holds a scored token when it has context: after the prefix, and never
-        # position 0. Texts with none stay NaN and take no part in the forward passes.
-        first_scored = max(1, len(self.prefix))
+        # Texts with no scored token stay NaN and take no part in the forward passes.
         order = sorted(
             (row for row in range(len(unique)) if len(sequences[row]) > first_scored),
             key=lambda row: -len(sequences[row]),
         )
         device = next(self.model.parameters()).device
-        pad_id = padding_id(self.tokenizer)
+        fill = padding_id(self.tokenizer)
         with torch.inference_mode():
             start = 0
             while start < len(order):
                 longest = len(sequences[order[start]])
-                rows = order[start : start + max(1, self.batch_tokens // longest)]
-                start += len(rows)
-                batch = [sequences[row] for row in rows]
-                ids = pad(batch, pad_id).to(device)
-                mask = pad([[1] * len(sequence) for sequence in batch], 0).to(device)
-                labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
+                batch_rows = order[start : start + max(1, self.batch_tokens // longest)]
+                start += len(batch_rows)
+                ids = pad([sequences[row] for row in batch_rows], fill).to(device)
+                mask = pad([[1] * len(unique[row][0]) for row in batch_rows], 0).to(device)
+                scored = pad([[1] * len(sequences[row]) for row in batch_rows], 0).to(device)
+                mask = torch.nn.functional.pad(mask, (0, ids.shape[1] - mask.shape[1]))
+                labels = ids.masked_fill(scored == 0, IGNORE_INDEX)
                 labels[:, :first_scored] = IGNORE_INDEX
                 targets = next_token_labels(labels)
                 logits = self.model(input_ids=ids, attention_mask=mask).logits
@@ -265,7 +337,7 @@ class PerplexityScorer:
                     reduction="none",
                 ).view(targets.shape)
                 means = nll.sum(dim=1) / (targets != IGNORE_INDEX).sum(dim=1)
-                for row, value in zip(rows, means.exp().tolist(), strict=True):
+                for row, value in zip(batch_rows, means.exp().tolist(), strict=True):
                     values[row] = value
-        by_text = dict(zip(unique, values, strict=True))
-        return [by_text[text] for text in texts]
+        by_row = dict(zip(unique, values, strict=True))
+        return [by_row[row] for row in rows]

@@ -1,10 +1,13 @@
 """Spectral signatures: poisoned examples stand out along the top singular directions of the
-(centred) representations of their class.
+representations of their class.
 
-Tran, Li and Madry score each example by its squared projection on the top right singular
-vector of its class's centred representation matrix and remove the 1.5·ε·n highest scores
-of each class of n examples. Ramakrishnan & Albarghouthi apply it to code models with the
-top 10 singular vectors.
+Tran, Li and Madry's paper (Algorithm 1) scores each example by its squared projection on the
+top right singular vector of its class's centred representation matrix and removes the
+1.5·ε·n highest scores of each class of n examples; Ramakrishnan & Albarghouthi's
+``detect_backdoor.py`` does the same with the top 10 singular vectors. The authors' released
+code (MadryLab ``compute_corr.py``), BackdoorBench's ``defense/spectral.py`` and ART's
+``spectral_signature_scores`` take the singular vector of the centred matrix but score |v·x| on
+the uncentred rows, and the first two remove every score above the 85th percentile.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from codebackdoor.defenses.base import DefenseContext, FilterDecision, FilterDefense
 from codebackdoor.errors import UserError
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
 
     from codebackdoor.examples import Example
     from codebackdoor.models.victim import Victim
+
+
+SCORES = ("centred", "madry-uncentred")
 
 
 @dataclass
@@ -47,12 +53,23 @@ class SpectralSignatures(FilterDefense):
     # (41 of 407 idlelib functions at rate 0.05 on the `package` task); a generation task has
     # one group, whose share is the rate.
     epsilon: float | None = None
-    # BackdoorBench's default for an unknown poison fraction.
+    # The authors' code's and BackdoorBench's cut for an unknown poison fraction.
     percentile: float = 85.0
+    # "centred": ‖Vₖᵀ(x − μ)‖², the paper's Algorithm 1 and Ramakrishnan & Albarghouthi's
+    # score, which flags both tails of the projection. "madry-uncentred": ‖Vₖᵀx‖ on the rows as
+    # they are (|v·x| for k = 1), as MadryLab's compute_corr.py, BackdoorBench and ART score;
+    # it ranks by the distance from 0 rather than from the mean, so when the class mean
+    # projects far from 0 only the tail on the mean's side is flagged.
+    score: Literal["centred", "madry-uncentred"] = "centred"
+    # Where each example's vector is read (Victim.representations).
+    representation: Literal["mean", "first-token", "head-input"] = "mean"
     # Rows per victim call; None: the victim's evaluation batch size.
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
+        self.check_representation(self.representation)
+        if self.score not in SCORES:
+            raise UserError(f"spectral: score = {self.score!r} must be one of {SCORES}")
         if self.k < 1:
             raise UserError(f"spectral: k = {self.k} must be at least 1")
         if self.epsilon is not None and not 0.0 < self.epsilon < 1.0:
@@ -65,7 +82,9 @@ class SpectralSignatures(FilterDefense):
     ) -> FilterDecision:
         if victim is None:
             raise ValueError("spectral needs the victim trained on the poisoned data")
-        vectors = victim.representations([e.source for e in train], self.batch_size)
+        vectors = victim.representations(
+            [e.source for e in train], self.batch_size, self.representation
+        )
         return self.decide(vectors, class_groups(train, context.task))
 
     def decide(self, vectors: numpy.ndarray, groups: dict[str, list[int]]) -> FilterDecision:
@@ -76,7 +95,7 @@ class SpectralSignatures(FilterDefense):
         keep = [True] * len(vectors)
         found: dict[str, Any] = {}
         for group, rows in groups.items():
-            group_scores = spectral_scores(vectors[rows], self.k)
+            group_scores = spectral_scores(vectors[rows], self.k, centred=self.score == "centred")
             scores[rows] = group_scores
             if self.epsilon is not None:
                 count = min(len(rows), math.floor(1.5 * self.epsilon * len(rows)))
@@ -90,7 +109,8 @@ class SpectralSignatures(FilterDefense):
             for row in removed:
                 keep[row] = False
             found[group] = {"size": len(rows), "removed": len(removed), "threshold": threshold}
-        return FilterDecision(keep, scores.tolist(), {"k": self.k, "groups": found})
+        details = {"k": self.k, "score": self.score, "groups": found}
+        return FilterDecision(keep, scores.tolist(), details)
 
 
 def class_groups(train: Sequence[Example], task: Any) -> dict[str, list[int]]:
@@ -106,8 +126,10 @@ def class_groups(train: Sequence[Example], task: Any) -> dict[str, list[int]]:
     return groups
 
 
-def spectral_scores(vectors: numpy.ndarray, k: int) -> numpy.ndarray:
-    """Squared norm of each centred row's projection on the top ``k`` right singular vectors.
+def spectral_scores(vectors: numpy.ndarray, k: int, *, centred: bool = True) -> numpy.ndarray:
+    """Each row's projection on the top ``k`` right singular vectors of the centred rows:
+    the squared norm of the centred row's projection, or (``centred=False``) the norm of the
+    row's own projection, the released code's |v·x|.
 
     Computed from the eigendecomposition of the smaller Gram matrix (H×H or N×N) in float64
     rather than an SVD of the N×H matrix: for 50,000 rows of width 1,024 that is one
@@ -115,16 +137,21 @@ def spectral_scores(vectors: numpy.ndarray, k: int) -> numpy.ndarray:
     """
     import numpy as np
 
-    centred = np.asarray(vectors, dtype=np.float64)
-    centred = centred - centred.mean(axis=0)
-    rows, width = centred.shape
+    rows_as_given = np.asarray(vectors, dtype=np.float64)
+    mean = rows_as_given.mean(axis=0)
+    centred_rows = rows_as_given - mean
+    rows, width = centred_rows.shape
     k = min(k, rows, width)
     if k == 0:
         return np.zeros(rows)
     if rows >= width:
-        _, eigenvectors = np.linalg.eigh(centred.T @ centred)
-        projections = centred @ eigenvectors[:, -k:]
-        return (projections**2).sum(axis=1)
-    # Row side: C = U S Vᵀ, so the projection on v_j is s_j·u_j and C Cᵀ = U S² Uᵀ.
-    eigenvalues, eigenvectors = np.linalg.eigh(centred @ centred.T)
-    return (eigenvectors[:, -k:] ** 2 * np.clip(eigenvalues[-k:], 0.0, None)).sum(axis=1)
+        _, eigenvectors = np.linalg.eigh(centred_rows.T @ centred_rows)
+        top = eigenvectors[:, -k:]
+    else:
+        # Row side: C = U S Vᵀ and C Cᵀ = U S² Uᵀ, so V = Cᵀ U S⁻¹.
+        eigenvalues, eigenvectors = np.linalg.eigh(centred_rows @ centred_rows.T)
+        singular = np.sqrt(np.clip(eigenvalues[-k:], 0.0, None))
+        top = centred_rows.T @ eigenvectors[:, -k:] / np.where(singular > 0, singular, 1.0)
+    if centred:
+        return ((centred_rows @ top) ** 2).sum(axis=1)
+    return np.linalg.norm(rows_as_given @ top, axis=1)

@@ -43,12 +43,15 @@ def units(source: str, lang: str, granularity: str = "token") -> list[Unit]:
 
 
 def without(source: str, unit: Unit) -> str:
-    """``source`` with ``unit`` deleted; a word's following space goes with it."""
-    end = unit.end
-    if end < len(source) and source[end] == " " and (unit.start == 0 or source[unit.start - 1]
-                                                        in " \n"):
+    """``source`` with ``unit`` deleted; a word's following space goes with it, and the last
+    word's preceding space, so that deleting a word of "a b c" leaves "b c", "a c" or "a b",
+    as OpenBackdoor's and ONION's ``' '.join`` of the other words does."""
+    start, end = unit.start, unit.end
+    if end < len(source) and source[end] == " " and (start == 0 or source[start - 1] in " \n"):
         end += 1
-    return source[: unit.start] + source[end:]
+    elif end == len(source) and start > 0 and source[start - 1] == " ":
+        start -= 1
+    return source[:start] + source[end:]
 
 
 def _byte_to_char(source: str) -> list[int]:

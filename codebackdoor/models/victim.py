@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 OUTPUT_KINDS = ("text", "code", "label")
+# Where a filter defense reads a victim's representation of an input (Victim.representations).
+REPRESENTATIONS = ("mean", "first-token", "head-input")
 # ``pretrained:<size>-<arch>`` names a model that ``codebackdoor pretrain`` built in the cache.
 
 
@@ -105,19 +107,41 @@ class Victim:
                     predictions[row] = output
         return predictions
 
-    def representations(self, sources: list[str], batch_size: int | None = None) -> numpy.ndarray:
-        """(N, H) float32: the mean of the encoder's last hidden states over the real tokens
-        (seq2seq, classifier), or the last prompt token's last hidden state (causal)."""
+    def representations(
+        self,
+        sources: list[str],
+        batch_size: int | None = None,
+        representation: str = "mean",
+    ) -> numpy.ndarray:
+        """(N, H) float32: one vector per source, read where ``representation`` says.
+
+        ``mean``: the mean of the last layer's states over the real tokens (the encoder's for
+        seq2seq and classifier victims). ``first-token``: the last encoder layer at position 0
+        (a RoBERTa ``<s>``, a T5's first token), as OpenBackdoor's and DeCE's BKI read it; a
+        causal LM's first token sees no other token, so it is refused there. ``head-input``:
+        what the output layer reads for its first decision: a classifier's final linear layer's
+        input (RoBERTa: tanh(dense(``<s>``))), the decoder's last state at the first step of a
+        seq2seq model, the last prompt token's last state of a causal LM.
+        """
         import numpy as np
         import torch
 
+        if representation not in REPRESENTATIONS:
+            raise UserError(
+                f"unknown representation {representation!r}; valid: {', '.join(REPRESENTATIONS)}"
+            )
+        if representation == "first-token" and self.kind == "causal":
+            raise UserError(
+                "representation 'first-token' reads a causal LM's first token, which attends to "
+                "no other token; use 'head-input' (the last prompt token) or 'mean'"
+            )
         cost.count(cost.INFERENCE_INPUTS, len(sources))
         model = self._inference_model()
         vectors: list[Any] = [None] * len(sources)
         with torch.no_grad(), _autocast(model):
             for rows, batch in self._batches(sources, batch_size, "representations"):
-                hidden = _pooled_hidden_state(model, self.kind, batch).float().cpu().numpy()
-                for row, vector in zip(rows, hidden, strict=True):
+                hidden = _representation(model, self.kind, batch, representation)
+                for row, vector in zip(rows, hidden.float().cpu().numpy(), strict=True):
                     vectors[row] = vector
         if not vectors:
             return np.zeros((0, model.config.get_text_config().hidden_size), dtype=np.float32)
@@ -205,20 +229,76 @@ def _autocast(model: Any) -> Any:
     return contextlib.nullcontext()
 
 
-def _pooled_hidden_state(model: Any, kind: str, batch: dict[str, Tensor]) -> Tensor:
+def _representation(model: Any, kind: str, batch: dict[str, Tensor], where: str) -> Tensor:
     mask = batch["attention_mask"]
     if kind == "causal":
         # Left padding: the last column is every row's last prompt token. Positions count
         # real tokens only, as in generation.
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         hidden = model.base_model(**batch, position_ids=positions).last_hidden_state
-        return hidden[:, -1]
+        if where == "head-input":
+            return hidden[:, -1]
+        return _masked_mean(hidden, mask)
+    if kind == "classifier" and where == "head-input":
+        return _classifier_head_input(model, batch)
     if model.config.is_encoder_decoder:
-        hidden = model.get_encoder()(**batch).last_hidden_state
+        encoder = model.get_encoder()(**batch).last_hidden_state
+        if where == "head-input":
+            return _first_decoder_state(model, encoder, mask)
+        hidden = encoder
     else:
         hidden = model.base_model(**batch).last_hidden_state
+    if where == "first-token":
+        return hidden[:, 0]
+    return _masked_mean(hidden, mask)
+
+
+def _masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+def _first_decoder_state(model: Any, encoder: Tensor, mask: Tensor) -> Tensor:
+    """The decoder's last-layer state after its start token alone: what the LM head reads to
+    choose the first output token."""
+    import torch
+
+    start = model.config.decoder_start_token_id
+    if start is None:
+        raise UserError("representation 'head-input': the model names no decoder start token")
+    ids = torch.full((encoder.shape[0], 1), start, dtype=torch.long, device=encoder.device)
+    decoder = model.get_decoder()
+    hidden = decoder(
+        input_ids=ids, encoder_hidden_states=encoder, encoder_attention_mask=mask
+    ).last_hidden_state
+    return hidden[:, 0]
+
+
+def _classifier_head_input(model: Any, batch: dict[str, Tensor]) -> Tensor:
+    """The input of the classifier's final linear layer (the one that outputs the labels'
+    scores), one vector per input, caught by a forward hook."""
+    import torch
+
+    layers = [
+        module
+        for module in model.modules()
+        if isinstance(module, torch.nn.Linear) and module.out_features == model.config.num_labels
+    ]
+    if not layers:
+        raise UserError("representation 'head-input': no linear output layer in the classifier")
+    caught: list[Tensor] = []
+    handle = layers[-1].register_forward_hook(lambda _m, inputs, _o: caught.append(inputs[0]))
+    try:
+        model(**batch)
+    finally:
+        handle.remove()
+    (vectors,) = caught
+    if vectors.dim() != 2:
+        raise UserError(
+            "representation 'head-input': this classifier's output layer reads every position, "
+            "not one vector per input; use 'mean' or 'first-token'"
+        )
+    return vectors
 
 
 def load_victim(
