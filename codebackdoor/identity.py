@@ -21,9 +21,18 @@ WHOLE_FILE_BYTES = 64 << 20
 EDGE_BYTES = 4 << 20
 
 
+# Fields added after run ids were first recorded: at their default they stay out of the identity,
+# so the runs of every earlier config keep their ids; set, they count like any other field.
+LATER_FIELDS = ("precision", "gradient_checkpointing")
+
+
 def identity(config: RunConfig) -> dict[str, Any]:
     """The fields that decide ``config``'s result, named files included by content."""
     values = dataclasses.asdict(config)
+    defaults = RunConfig()
+    for name in LATER_FIELDS:
+        if values[name] == getattr(defaults, name):
+            del values[name]
     values["attack"] = _preset(config.attack) if config.attack else None
     values["defenses"] = [_preset(spec) for spec in config.defenses]
     model = _model(config.model)

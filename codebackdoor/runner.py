@@ -38,6 +38,8 @@ from codebackdoor.versions import hardware, versions
 
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+# A LoRA run keeps its trained adapters here (peft's format), next to the result.
+ADAPTER_DIR = "adapter"
 
 
 @dataclass
@@ -266,6 +268,9 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: 
     if not processes.main:  # the main process writes what every process computed
         return RunOutcome({"run_id": run_name, "metrics": metrics}, result_path, reused=False,
                           main=False)
+    if config.lora:
+        victim.save_adapter(directory / ADAPTER_DIR)
+        victim.spec["lora"]["adapter"] = ADAPTER_DIR
     predictions_path = directory / PREDICTIONS_FILE
     lines = write_predictions(predictions_path, splits.test, test_inputs, clean_predictions,
                               data.triggered, triggered_inputs, triggered_predictions)
@@ -346,6 +351,7 @@ def _training_settings(config: RunConfig, plan: DefensePlan) -> TrainingSettings
         learning_rate=plan.objective.learning_rate(config.learning_rate),
         max_source_length=config.max_source_length, max_target_length=config.max_target_length,
         generation_max_length=config.generation_max_length, seed=config.seed,
+        precision=config.precision, gradient_checkpointing=config.gradient_checkpointing,
     )
 
 
