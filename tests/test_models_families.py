@@ -16,6 +16,7 @@ from codebackdoor.cli import main
 from codebackdoor.config import RunConfig, make_config
 from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.identity import identity, run_id
+from codebackdoor.leaderboard.rows import cell_identity, cell_key, labels
 from codebackdoor.models import TrainingSettings, load_victim, training
 from codebackdoor.models.objective import IGNORE_INDEX, next_token_labels
 from codebackdoor.models.tokenizer import input_ids, pad
@@ -235,6 +236,7 @@ def test_lora_end_to_end(preset, objective, tiny_lyra, dece_eager, tmp_path):
     weights = load_file(str(adapter / "adapter_model.safetensors"))
     assert weights and all("lora_" in name for name in weights)
     assert sum(tensor.numel() for tensor in weights.values()) == lora["trainable_parameters"]
+    assert labels(cell_identity(result))["model"] == f"{preset} (LoRA r=8)"
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
@@ -258,6 +260,13 @@ def test_lora_trains_under_bf16_with_gradient_checkpointing(tiny_lyra, tmp_path)
     assert training_record["precision"] == "bf16" and training_record["gradient_checkpointing"]
     assert torch.isfinite(torch.tensor(result["curve"][0]["loss"]))
     assert result["config"]["requested"]["precision"] == "bf16"
+    # The leaderboard keys the cell by the flags; at their defaults, as before they existed.
+    key = cell_key(cell_identity(result))
+    training_record.update(precision="auto", gradient_checkpointing=False)
+    default_key = cell_key(cell_identity(result))
+    for name in ("precision", "gradient_checkpointing"):
+        del training_record[name]
+    assert default_key == cell_key(cell_identity(result)) != key
 
 
 def test_new_training_fields_leave_existing_run_ids_unchanged():
