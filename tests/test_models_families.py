@@ -5,8 +5,10 @@ of sequence, LoRA end to end, and the precision and checkpointing flags (docs/mo
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,7 +21,6 @@ from codebackdoor.identity import identity, run_id
 from codebackdoor.leaderboard.rows import cell_identity, cell_key, labels
 from codebackdoor.models import TrainingSettings, load_victim, training
 from codebackdoor.models.objective import IGNORE_INDEX, next_token_labels
-from codebackdoor.models.tokenizer import input_ids, pad
 from codebackdoor.models.training import Collator, build_trainer, padding_id, training_features
 from codebackdoor.registry import registry
 from codebackdoor.results import validation_errors
@@ -155,43 +156,26 @@ def test_where_padding_is_the_end_of_sequence_its_label_is_kept(preset):
     assert (shifted == eos).sum() == len(features)
 
 
-def _stopping(victim, limit: int = 12) -> int:
-    """How many training prompts the victim answers with an end of sequence within ``limit``
-    new tokens."""
-    tokenizer = victim.tokenizer
-    ids = input_ids(tokenizer, "causal", [example.source for example in TOY_METHODS], 64)
-    batch = {"input_ids": pad(ids, padding_id(tokenizer), "left"),
-             "attention_mask": pad([[1] * len(row) for row in ids], 0, "left")}
-    victim.model.eval()
-    with torch.no_grad():
-        output = victim.model.generate(**batch, max_new_tokens=limit, do_sample=False,
-                                       pad_token_id=tokenizer.eos_token_id,
-                                       eos_token_id=tokenizer.eos_token_id)
-    new = output[:, batch["input_ids"].shape[1] :]
-    return sum(bool((row == tokenizer.eos_token_id).any()) for row in new)
+def _eos_padding() -> Any:
+    """benchmarks/perf/eos_padding.py, which measures the spread this test's margin allows."""
+    path = ROOT / "benchmarks" / "perf" / "eos_padding.py"
+    spec = importlib.util.spec_from_file_location("eos_padding", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_a_model_whose_padding_is_eos_learns_to_stop(tmp_path, monkeypatch):
     """tiny-qwen2 (pad = eos) trained 20 epochs on 16 methods stops on its own; trained with
     the released scripts' rule (labels equal to the padding id ignored) it never stops."""
-    settings = TrainingSettings(epochs=20, batch_size=8, learning_rate=3e-3)
-    victim = load_victim("tiny-qwen2", "code", TOY_METHODS)
-    victim.fit(TOY_METHODS, settings, CrossEntropy(), tmp_path / "ours")
-    assert _stopping(victim) >= 12
+    bench = _eos_padding()
+    victim = bench.trained(seed=1, epochs=20, workdir=tmp_path / "ours")
+    assert bench.stopping(victim, TOY_METHODS, limit=12) >= 12
 
-    original = training.training_features
-
-    def released_rule(tokenizer, *args):
-        features = original(tokenizer, *args)
-        for feature in features:
-            feature["labels"] = [IGNORE_INDEX if label == tokenizer.pad_token_id else label
-                                 for label in feature["labels"]]
-        return features
-
-    monkeypatch.setattr(training, "training_features", released_rule)
-    defective = load_victim("tiny-qwen2", "code", TOY_METHODS)
-    defective.fit(TOY_METHODS, settings, CrossEntropy(), tmp_path / "released")
-    assert _stopping(defective) <= 2
+    monkeypatch.setattr(training, "training_features",
+                        bench.released_rule(training.training_features))
+    defective = bench.trained(seed=1, epochs=20, workdir=tmp_path / "released")
+    assert bench.stopping(defective, TOY_METHODS, limit=12) <= 2
 
 
 @pytest.mark.parametrize("objective", ["ce", "dece"])
