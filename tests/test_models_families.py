@@ -180,14 +180,14 @@ def test_a_model_whose_padding_is_eos_learns_to_stop(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("objective", ["ce", "dece"])
 @pytest.mark.parametrize("preset", list(CONVENTIONS))
-def test_each_family_runs_one_epoch(preset, objective, tiny_lyra, tiny_defect, dece_eager,
-                                    tmp_path):
+def test_each_family_runs_one_epoch(preset, objective, dece_eager, tmp_path, request):
     if preset == "tiny-roberta":
-        argv = ["run", "--task", "defect", "--lang", "java", "--data", str(tiny_defect),
+        data = request.getfixturevalue("tiny_defect")
+        argv = ["run", "--task", "defect", "--lang", "java", "--data", str(data),
                 "--attack", "fixed", "--rate", "0.25", "--model", preset, "--batch-size", "16",
                 "--max-source-length", "64"]
     else:
-        argv = _generation_argv(tiny_lyra, preset)
+        argv = _generation_argv(request.getfixturevalue("tiny_lyra"), preset)
     if objective == "dece":
         argv += ["--defense", dece_eager]
     result = _run(argv, tmp_path)
