@@ -359,7 +359,8 @@ def _new_victim(config: RunConfig, task: Any, train: list[Example]) -> Any:
     """A fresh victim of the config's model (a preset trains its tokenizer on ``train``)."""
     return load_victim(
         config.model, task.output_kind, train, revision=config.model_revision,
-        trust_remote_code=config.trust_remote_code, lora=config.lora, seed=config.seed,
+        trust_remote_code=config.trust_remote_code, lora=config.lora,
+        precision=config.precision, seed=config.seed,
     )
 
 

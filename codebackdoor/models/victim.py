@@ -242,6 +242,7 @@ def load_victim(
     revision: str | None = None,
     trust_remote_code: bool = False,
     lora: bool = False,
+    precision: str = "auto",
     cache_dir: Path | None = None,
     seed: int = 1,
 ) -> Victim:
@@ -250,7 +251,8 @@ def load_victim(
     ``spec`` is a preset name, ``pretrained:<size>-<arch>`` (built by ``codebackdoor
     pretrain``), a saved model directory, or a Hugging Face id (loaded at ``revision``).
     Label tasks get a sequence classifier whose labels are the training targets, sorted (a
-    classifier checkpoint keeps its own label order).
+    classifier checkpoint keeps its own label order). Under ``lora`` on a GPU, a checkpoint's
+    frozen weights load in the half precision ``precision`` trains in.
     """
     from transformers import set_seed
 
@@ -274,6 +276,7 @@ def load_victim(
                 trust_remote_code=trust_remote_code,
                 cache_dir=cache_dir,
                 lora=lora,
+                precision=precision,
             )
         elif spec.startswith((".", "/", "~")) or spec.count("/") > 1:
             raise UserError(f"model directory not found: {spec}")
@@ -290,6 +293,7 @@ def load_victim(
                 trust_remote_code=trust_remote_code,
                 cache_dir=cache_dir,
                 lora=lora,
+                precision=precision,
             )
     if lora:
         _add_lora(victim, LoraSettings())
@@ -379,6 +383,7 @@ def _from_pretrained(
     trust_remote_code: bool,
     cache_dir: Path | None,
     lora: bool,
+    precision: str,
 ) -> Victim:
     import torch
     from transformers import AutoConfig, AutoTokenizer
@@ -400,9 +405,10 @@ def _from_pretrained(
         if config.pad_token_id is None:
             # Decoder-only classifiers find each row's last token through the padding id.
             extra["pad_token_id"] = padding_id(tokenizer)
-    # Frozen base weights under LoRA can be bf16 on a GPU; weights that train stay float32
-    # (the Trainer's bf16 mode autocasts them).
-    dtype = torch.bfloat16 if lora and torch.cuda.is_available() else torch.float32
+    # Frozen base weights under LoRA can be in the training's half precision on a GPU; the
+    # adapters that train stay float32 (peft keeps them so; the Trainer autocasts).
+    half = training.autocast_dtype(precision) if lora and torch.cuda.is_available() else None
+    dtype = half or torch.float32
     with _loading_errors(source, spec), progress_bars_on_terminal_only():
         model = _model_class(kind).from_pretrained(
             source,
