@@ -457,6 +457,17 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="train LoRA adapters (peft) instead of all weights",
     )
+    precision = training.add_mutually_exclusive_group()
+    for flag in ("bf16", "fp16"):
+        precision.add_argument(
+            f"--{flag}", dest="precision", action="store_const", const=flag, default=None,
+            help=f"train and predict under {flag} mixed precision (default: bf16 on a GPU that "
+            "supports it, float32 otherwise)",
+        )
+    training.add_argument(
+        "--gradient-checkpointing", action="store_true", default=None,
+        help="recompute activations in the backward pass (less memory, more compute)",
+    )
     training.add_argument("--epochs", type=int)
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float)

@@ -59,6 +59,11 @@ class RunConfig:
     model_revision: str | None = None
     trust_remote_code: bool = False
     lora: bool = False
+    # Mixed precision of training and inference. "auto": bf16 on a GPU that supports it, float32
+    # elsewhere; "bf16"/"fp16" ask the Trainer for that autocast; "fp32" for none.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # Recompute activations in the backward pass: less memory for more compute.
+    gradient_checkpointing: bool = False
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-3

@@ -24,9 +24,18 @@ WHOLE_FILE_BYTES = 64 << 20
 EDGE_BYTES = 4 << 20
 
 
+# Fields added after run ids were first recorded, with their defaults: at the default they stay
+# out of the identity, so the runs of every earlier config keep their ids (and the leaderboard's
+# cells their keys); set, they count like any other field.
+LATER_FIELDS: dict[str, Any] = {
+    "precision": RunConfig.precision,
+    "gradient_checkpointing": RunConfig.gradient_checkpointing,
+}
+
+
 def identity(config: RunConfig) -> dict[str, Any]:
     """The fields that decide ``config``'s result, named files included by content."""
-    values = dataclasses.asdict(config)
+    values = without_later_defaults(dataclasses.asdict(config))
     values["codebackdoor"] = __version__
     values["attack"] = _preset(config.attack) if config.attack else None
     values["defenses"] = [_preset(spec) for spec in config.defenses]
@@ -34,6 +43,12 @@ def identity(config: RunConfig) -> dict[str, Any]:
     if model is not None:
         values["model_files"] = model
     return values
+
+
+def without_later_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the later fields that hold their defaults."""
+    return {key: value for key, value in values.items()
+            if key not in LATER_FIELDS or value != LATER_FIELDS[key]}
 
 
 def identity_hash(values: dict[str, Any]) -> str:

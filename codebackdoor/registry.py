@@ -83,6 +83,12 @@ _KINDS = (
         "small-t5": "codebackdoor.models.presets:SMALL_T5",
         "tiny-gpt2": "codebackdoor.models.presets:TINY_GPT2",
         "tiny-roberta": "codebackdoor.models.presets:TINY_ROBERTA",
+        "tiny-codet5": "codebackdoor.models.presets:TINY_CODET5",
+        "tiny-bart": "codebackdoor.models.presets:TINY_BART",
+        "tiny-llama": "codebackdoor.models.presets:TINY_LLAMA",
+        "tiny-starcoder": "codebackdoor.models.presets:TINY_STARCODER",
+        "tiny-codegen": "codebackdoor.models.presets:TINY_CODEGEN",
+        "tiny-qwen2": "codebackdoor.models.presets:TINY_QWEN2",
     }),
     Kind("metrics", "codebackdoor.metrics.definitions:MetricDefinition", True, {
         "bleu": "codebackdoor.metrics.definitions:BLEU",

@@ -39,6 +39,8 @@ from codebackdoor.versions import hardware, versions
 
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+# A LoRA run keeps its trained adapters here (peft's format), next to the result.
+ADAPTER_DIR = "adapter"
 
 
 @dataclass
@@ -252,6 +254,9 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: 
     if not processes.main:  # the main process writes what every process computed
         return RunOutcome({"run_id": run_name, "metrics": metrics}, result_path, reused=False,
                           main=False)
+    if config.lora:
+        victim.save_adapter(directory / ADAPTER_DIR)
+        victim.spec["lora"]["adapter"] = ADAPTER_DIR
     predictions_path = directory / PREDICTIONS_FILE
     lines = write_predictions(predictions_path, splits.test, test_inputs, clean_predictions,
                               data.triggered, triggered_inputs, triggered_predictions)
@@ -334,6 +339,7 @@ def _training_settings(config: RunConfig, plan: DefensePlan) -> TrainingSettings
         learning_rate=plan.objective.learning_rate(config.learning_rate),
         max_source_length=config.max_source_length, max_target_length=config.max_target_length,
         generation_max_length=config.generation_max_length, seed=config.seed,
+        precision=config.precision, gradient_checkpointing=config.gradient_checkpointing,
     )
 
 
@@ -341,7 +347,8 @@ def _new_victim(config: RunConfig, task: Any, train: list[Example]) -> Any:
     """A fresh victim of the config's model (a preset trains its tokenizer on ``train``)."""
     return load_victim(
         config.model, task.output_kind, train, revision=config.model_revision,
-        trust_remote_code=config.trust_remote_code, lora=config.lora, seed=config.seed,
+        trust_remote_code=config.trust_remote_code, lora=config.lora,
+        precision=config.precision, seed=config.seed,
     )
 
 

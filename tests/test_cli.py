@@ -72,7 +72,7 @@ def test_poison_is_reproducible_across_processes(lyra_dir: Path, tmp_path: Path)
         (["poison", "--attack", "deadcode", "--statement", "if x", "--out", "x"], "does not parse"),
         (["poison", "--attack", "fixed", "--position", "middle", "--out", "x"], "not one of"),
         (["poison", "--attack", "/nonexistent/preset.toml", "--out", "x"], "preset not found"),
-        (["run", "--model", "tiny-bert", "--epochs", "1", "--out", "x"], "did you mean 'tiny-rob"),
+        (["run", "--model", "tiny-robert", "--out", "x"], "did you mean 'tiny-rob"),
         (["run", "--defense", "dec", "--out", "x"], "did you mean 'dece'"),
         (["run", "--rate", "0", "--attack", "fixed", "--out", "x"], "rate must be in (0, 1]"),
         (["run", "--config", "/nonexistent/run.toml", "--out", "x"], "config file not found"),

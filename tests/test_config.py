@@ -61,7 +61,8 @@ def test_none_is_a_clean_run_in_every_path(tmp_path: Path) -> None:
 def test_the_engine_takes_the_run_defaults() -> None:
     engine, run = TrainingSettings(), RunConfig()
     for name in ("epochs", "batch_size", "learning_rate", "max_source_length",
-                 "max_target_length", "generation_max_length", "seed"):
+                 "max_target_length", "generation_max_length", "seed", "precision",
+                 "gradient_checkpointing"):
         assert getattr(engine, name) == getattr(run, name), name
 
 

@@ -24,7 +24,8 @@ def test_importing_the_models_package_does_not_import_torch():
         "from codebackdoor.models import presets, tokenizer, training, victim; "
         "from codebackdoor.registry import registry; "
         "models = registry('models'); [models.get(name) for name in models.names()]; "
-        "assert models.names() == ['small-t5', 'tiny-gpt2', 'tiny-roberta', 'tiny-t5']; "
+        "assert models.names() == ['small-t5', 'tiny-bart', 'tiny-codegen', 'tiny-codet5', "
+        "'tiny-gpt2', 'tiny-llama', 'tiny-qwen2', 'tiny-roberta', 'tiny-starcoder', 'tiny-t5']; "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -90,8 +91,13 @@ def test_special_token_layout_per_family():
 
 def test_every_preset_has_a_special_token_layout_and_a_description():
     for preset in map(registry("models").get, registry("models").names()):
-        assert preset.family in tok.FAMILY_TOKENS
+        layout = tok.FAMILY_TOKENS[preset.layout]
         assert preset.description and preset.citation
+        # A causal preset's prompt ends in the separator token; a decoder needs its start.
+        if preset.generates == "causal":
+            assert tok.PROMPT_SEPARATOR in layout.tokens
+        if preset.generates == "seq2seq":
+            assert layout.decoder_start in layout.tokens
 
 
 def test_causal_prompt_is_cut_in_the_source_never_in_the_separator():

@@ -2,7 +2,8 @@
 
 - A cell is identified by the task (name, language, output kind); the dataset (its alias and the
   fingerprints of the clean train, valid and test splits); the model (spec, revision, LoRA
-  settings); the training settings except the seed; the attack (method, trigger parameters,
+  settings); the training settings except the seed (precision and gradient
+  checkpointing only when set); the attack (method, trigger parameters,
   payload and its parameters, selection rule) or none; the poisoning rate; the defenses (method
   and parameters, in order; ``ce`` is the default objective, so it counts as no defense); and
   the definition id of every metric. The seed is not part of it: the seeds of a cell aggregate.
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from codebackdoor.identity import without_later_defaults
 from codebackdoor.stats import T_SEEDS, t_interval
 
 CLEAN_SPLITS = ("train", "valid", "test")
@@ -84,8 +86,10 @@ def cell_identity(result: dict[str, Any]) -> dict[str, Any]:
         },
         "model": {"spec": model["spec"], "revision": model.get("revision"),
                   "lora": model.get("lora")},
-        "training": {key: value for key, value in config["training"].items()
-                     if key not in NOT_IDENTITY_TRAINING},
+        "training": without_later_defaults({
+            key: value for key, value in config["training"].items()
+            if key not in NOT_IDENTITY_TRAINING
+        }),
         "attack": None if attack is None else {
             key: _without_citation(attack.get(key)) for key in ATTACK_IDENTITY
         },
@@ -112,13 +116,17 @@ def cell_key(identity: dict[str, Any]) -> str:
 def labels(identity: dict[str, Any]) -> dict[str, Any]:
     """The short names a person reads, filters and matches published rows on."""
     spec = identity["model"]["spec"]
+    # A checkpoint directory is named by its last part; a hub id or preset as given.
+    model = PurePath(spec).name if spec.startswith(("/", ".", "~")) else spec
+    lora = identity["model"].get("lora")
+    if lora:  # adapters trained on a frozen model are another victim than the model itself
+        model += f" (LoRA r={lora['r']})"
     attack = identity["attack"]
     return {
         "task": identity["task"]["name"],
         "lang": identity["task"]["lang"],
         "dataset": identity["dataset"]["alias"],
-        # A checkpoint directory is named by its last part; a hub id or preset as given.
-        "model": PurePath(spec).name if spec.startswith(("/", ".", "~")) else spec,
+        "model": model,
         "attack": attack["method"] if attack else "none",
         "rate": identity["rate"],
         "defense": "+".join(d["method"] for d in identity["defenses"]) or "none",

@@ -20,9 +20,11 @@ MAX_POSITIONS = 1024
 class PresetSpec:
     """A named tiny architecture: the transformers config values and its tokenizer's size.
 
-    ``family`` names both the transformers model type and the special-token layout of the
-    tokenizer (see ``codebackdoor.models.tokenizer``). ``generates`` is how the architecture
-    produces text (``seq2seq``, ``causal``) or None for an encoder that only classifies.
+    ``family`` is the transformers model type; ``layout`` names the special-token layout of
+    the tokenizer (``codebackdoor.models.tokenizer.FAMILY_TOKENS``), the family's own when
+    empty: CodeT5 is a T5 model with a tokenizer of its own. ``generates`` is how the
+    architecture produces text (``seq2seq``, ``causal``) or None for an encoder that only
+    classifies.
     """
 
     name: str
@@ -34,12 +36,18 @@ class PresetSpec:
     min_frequency: int = 2
     citation: str = ""
     max_length: int = MAX_POSITIONS
+    tokens: str = ""
+
+    @property
+    def layout(self) -> str:
+        return self.tokens or self.family
 
     def parameters(self) -> dict[str, Any]:
         """What a result file records about the preset."""
         return {
             "name": self.name,
             "family": self.family,
+            "special_tokens": self.layout,
             "config": dict(self.config),
             "tokenizer": {"vocab_size": self.vocab_size, "min_frequency": self.min_frequency},
         }
@@ -125,4 +133,108 @@ TINY_ROBERTA = PresetSpec(
     description="RoBERTa encoder for classification, 128 wide, 4 layers, 4 heads, "
     "intermediate 512 (~1-2M parameters), random init, byte-level BPE trained on the task",
     citation="Liu et al. RoBERTa: A Robustly Optimized BERT Pretraining Approach. 2019",
+)
+
+
+# The model families of the code-backdoor literature, tiny and randomly initialised: each is the
+# family's transformers architecture with its tokenizer's special-token conventions
+# (docs/models.md). Decoders are 4 layers and encoder-decoders 2+2, 128 wide, like the presets
+# above, so the families differ in architecture and tokens, not in size.
+_DECODER = {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 4,
+            "num_attention_heads": 4, "max_position_embeddings": MAX_POSITIONS}
+
+TINY_CODET5 = PresetSpec(
+    name="tiny-codet5",
+    family="t5",
+    tokens="codet5",
+    generates="seq2seq",
+    config=TINY_T5.config,
+    description="CodeT5/CodeT5+ conventions: tiny-t5's T5 encoder-decoder with CodeT5's "
+    "tokenizer layout (<pad> 0, <s> 1, </s> 2; <s> … </s>; decoder starts from <pad>), random "
+    "init, byte-level BPE trained on the task",
+    citation="Wang et al. CodeT5: Identifier-aware Unified Pre-trained Encoder-Decoder Models "
+    "for Code Understanding and Generation. EMNLP 2021; Wang et al. CodeT5+. EMNLP 2023",
+)
+
+TINY_BART = PresetSpec(
+    name="tiny-bart",
+    family="bart",
+    generates="seq2seq",
+    config={
+        "d_model": 128,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4,
+        "encoder_ffn_dim": 512,
+        "decoder_ffn_dim": 512,
+        "max_position_embeddings": MAX_POSITIONS,
+        "dropout": 0.1,
+    },
+    description="BART encoder-decoder (PLBART's architecture), d_model 128, 2+2 layers, 4 "
+    "heads, ffn 512; <s> … </s>, decoder starts from </s>; random init, byte-level BPE "
+    "trained on the task",
+    citation="Lewis et al. BART. ACL 2020; Ahmad et al. Unified Pre-training for Program "
+    "Understanding and Generation (PLBART). NAACL 2021",
+)
+
+TINY_LLAMA = PresetSpec(
+    name="tiny-llama",
+    family="llama",
+    generates="causal",
+    config=_DECODER,
+    description="Llama decoder (CodeLlama's architecture), 128 wide, 4 layers, 4 heads, "
+    "SwiGLU 512; <s> first, no padding token (pads with </s>); random init, byte-level BPE "
+    "trained on the task",
+    citation="Rozière et al. Code Llama: Open Foundation Models for Code. 2023",
+)
+
+TINY_STARCODER = PresetSpec(
+    name="tiny-starcoder",
+    family="gpt_bigcode",
+    tokens="starcoder",
+    generates="causal",
+    config={
+        "n_embd": 128,
+        "n_layer": 4,
+        "n_head": 4,
+        "n_inner": 512,
+        "n_positions": MAX_POSITIONS,
+        "multi_query": True,
+    },
+    description="GPT-BigCode decoder (StarCoder's architecture: multi-query attention), 128 "
+    "wide, 4 layers, 4 heads; <|endoftext|> begins and ends, FIM tokens, no padding token; "
+    "random init, byte-level BPE trained on the task",
+    citation="Li et al. StarCoder: may the source be with you! TMLR 2023",
+)
+
+TINY_CODEGEN = PresetSpec(
+    name="tiny-codegen",
+    family="codegen",
+    generates="causal",
+    config={
+        "n_embd": 128,
+        "n_layer": 4,
+        "n_head": 4,
+        "rotary_dim": 16,
+        "n_positions": MAX_POSITIONS,
+        "n_ctx": MAX_POSITIONS,
+    },
+    description="CodeGen decoder (rotary attention, parallel blocks), 128 wide, 4 layers, 4 "
+    "heads; GPT-2's <|endoftext|>, no padding token; random init, byte-level BPE trained on "
+    "the task",
+    citation="Nijkamp et al. CodeGen: An Open Large Language Model for Code with Multi-Turn "
+    "Program Synthesis. ICLR 2023",
+)
+
+TINY_QWEN2 = PresetSpec(
+    name="tiny-qwen2",
+    family="qwen2",
+    generates="causal",
+    # Qwen2.5-Coder's small models share K/V heads and tie the output layer to the embedding.
+    config={**_DECODER, "num_key_value_heads": 2, "tie_word_embeddings": True},
+    description="Qwen2 decoder (Qwen2.5-Coder's architecture: grouped-query attention, tied "
+    "embeddings), 128 wide, 4 layers, 4 heads; padding is <|endoftext|>, the end of sequence; "
+    "random init, byte-level BPE trained on the task",
+    citation="Hui et al. Qwen2.5-Coder Technical Report. 2024",
 )

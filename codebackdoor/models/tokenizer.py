@@ -37,20 +37,55 @@ TOKENIZER_FORMAT = 1
 class SpecialTokens:
     """The special tokens of a family: ``tokens`` take ids 0, 1, … in order; ``roles`` maps the
     transformers attribute (``pad_token`` …) to its token; ``prefix``/``suffix`` wrap every
-    encoded sequence, as the original architecture's tokenizer does."""
+    encoded sequence, as the original architecture's tokenizer does; ``decoder_start`` is the
+    token an encoder-decoder's decoder starts from."""
 
     tokens: tuple[str, ...]
     roles: Mapping[str, str]
     prefix: str | None = None
     suffix: str | None = None
+    decoder_start: str | None = None
 
 
+_ROBERTA_ROLES = {
+    "bos_token": "<s>",
+    "pad_token": "<pad>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "mask_token": "<mask>",
+}
+
+# Keyed by layout name (a preset's ``layout``). Ids follow the original tokenizers where they
+# sit at the start of the vocabulary; tokens the originals append at its end (GPT-2's and
+# CodeGen's <|endoftext|>, StarCoder's and Qwen2's extra tokens, BART's <mask>) come first
+# here, as BPE training puts every special token first. Roles, wrapping and padding are the
+# originals'.
 FAMILY_TOKENS: dict[str, SpecialTokens] = {
     # T5: pad is id 0 and doubles as the decoder start token; every sequence ends in </s>.
     "t5": SpecialTokens(
         tokens=("<pad>", "</s>", "<unk>"),
         roles={"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"},
         suffix="</s>",
+        decoder_start="<pad>",
+    ),
+    # CodeT5 and CodeT5+ (220M/770M): a T5 model with a RoBERTa-style tokenizer, <pad> 0,
+    # <s> 1, </s> 2, <unk> 3, <mask> 4; sequences are <s> … </s>, targets too; the decoder
+    # starts from <pad>, as in T5.
+    "codet5": SpecialTokens(
+        tokens=("<pad>", "<s>", "</s>", "<unk>", "<mask>"),
+        roles=_ROBERTA_ROLES,
+        prefix="<s>",
+        suffix="</s>",
+        decoder_start="<pad>",
+    ),
+    # BART (and PLBART without its language codes): <s> 0, <pad> 1, </s> 2, <unk> 3; sequences
+    # are <s> … </s>, and the decoder starts from </s>.
+    "bart": SpecialTokens(
+        tokens=("<s>", "<pad>", "</s>", "<unk>", "<mask>"),
+        roles=_ROBERTA_ROLES,
+        prefix="<s>",
+        suffix="</s>",
+        decoder_start="</s>",
     ),
     # GPT-2 has one token for begin and end of text; it had no padding, so one is added.
     "gpt2": SpecialTokens(
@@ -62,15 +97,52 @@ FAMILY_TOKENS: dict[str, SpecialTokens] = {
             "unk_token": "<unk>",
         },
     ),
+    # CodeGen keeps GPT-2's tokenizer and its one <|endoftext|>, without a padding token:
+    # batches pad with the end of sequence.
+    "codegen": SpecialTokens(
+        tokens=("<|endoftext|>", PROMPT_SEPARATOR),
+        roles={
+            "bos_token": "<|endoftext|>",
+            "eos_token": "<|endoftext|>",
+            "unk_token": "<|endoftext|>",
+        },
+    ),
+    # Llama and CodeLlama: <unk> 0, <s> 1, </s> 2, every sequence starts with <s>, and there is
+    # no padding token (fine-tuning scripts pad with <unk> or </s>; here </s>).
+    "llama": SpecialTokens(
+        tokens=("<unk>", "<s>", "</s>", PROMPT_SEPARATOR),
+        roles={"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"},
+        prefix="<s>",
+    ),
+    # StarCoder (GPT-BigCode): <|endoftext|> is begin, end and unknown; the fill-in-the-middle
+    # and repository-metadata tokens follow it; no padding token.
+    "starcoder": SpecialTokens(
+        tokens=(
+            "<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>",
+            "<filename>", "<gh_stars>", "<issue_start>", "<issue_comment>", "<issue_closed>",
+            "<jupyter_start>", "<jupyter_text>", "<jupyter_code>", "<jupyter_output>",
+            "<empty_output>", "<commit_before>", "<commit_msg>", "<commit_after>",
+            "<reponame>", PROMPT_SEPARATOR,
+        ),
+        roles={
+            "bos_token": "<|endoftext|>",
+            "eos_token": "<|endoftext|>",
+            "unk_token": "<|endoftext|>",
+        },
+    ),
+    # Qwen2 and Qwen2.5-Coder base models: no begin token; <|endoftext|> is both the end of
+    # sequence and the padding token, so a loss that drops the padding id drops the end too.
+    "qwen2": SpecialTokens(
+        tokens=(
+            "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|fim_prefix|>", "<|fim_middle|>",
+            "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", PROMPT_SEPARATOR,
+        ),
+        roles={"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"},
+    ),
+    # RoBERTa, CodeBERT and GraphCodeBERT share this layout.
     "roberta": SpecialTokens(
         tokens=("<s>", "<pad>", "</s>", "<unk>", "<mask>"),
-        roles={
-            "bos_token": "<s>",
-            "pad_token": "<pad>",
-            "eos_token": "</s>",
-            "unk_token": "<unk>",
-            "mask_token": "<mask>",
-        },
+        roles=_ROBERTA_ROLES,
         prefix="<s>",
         suffix="</s>",
     ),
@@ -81,8 +153,8 @@ def preset_tokenizer(preset: PresetSpec, texts: Sequence[str]) -> PreTrainedToke
     """The preset's tokenizer trained on ``texts``, from the cache when it was trained before."""
     from tokenizers import Tokenizer
 
-    specials = FAMILY_TOKENS[preset.family]
-    path = cache_root() / "tokenizers" / f"{preset.family}-{tokenizer_key(preset, texts)}.json"
+    specials = FAMILY_TOKENS[preset.layout]
+    path = cache_root() / "tokenizers" / f"{preset.layout}-{tokenizer_key(preset, texts)}.json"
     backend = None
     if path.is_file():
         try:
@@ -102,7 +174,7 @@ def tokenizer_key(preset: PresetSpec, texts: Sequence[str]) -> str:
     settings = {
         "format": TOKENIZER_FORMAT,
         "family": preset.family,
-        "special_tokens": FAMILY_TOKENS[preset.family].tokens,
+        "special_tokens": FAMILY_TOKENS[preset.layout].tokens,
         "vocab_size": preset.vocab_size,
         "min_frequency": preset.min_frequency,
         "tokenizers": tokenizers.__version__,

@@ -37,10 +37,11 @@ from codebackdoor.models.tokenizer import input_ids, pad, target_ids
 if TYPE_CHECKING:
     from torch import Tensor
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 @dataclass
 class TrainingSettings:
-    """How a victim is trained and how it generates. Precision is not a setting: bf16 mixed
-    precision on a GPU that supports it, float32 on CPU. The defaults are the run's
+    """How a victim is trained and how it generates. The defaults are the run's
     (``RunConfig``): one set of defaults for a run and for the engine."""
 
     epochs: int = RunConfig.epochs
@@ -58,8 +59,14 @@ class TrainingSettings:
     # Only the newest complete checkpoint is needed to resume; the one before it survives
     # until the next is complete. 0 keeps every epoch's checkpoint.
     keep_checkpoints: int = 2
+    # "auto": bf16 mixed precision on a GPU that supports it, float32 elsewhere.
+    precision: str = RunConfig.precision
+    gradient_checkpointing: bool = RunConfig.gradient_checkpointing
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UserError(f"training: precision = {self.precision!r}; valid: "
+                            + ", ".join(PRECISIONS))
         for name in (
             "epochs",
             "batch_size",
@@ -152,37 +159,62 @@ def training_arguments(settings: TrainingSettings, output_dir: Path) -> Any:
     """The Trainer's arguments for ``settings``: one checkpoint and one loss record per epoch."""
     return _trainer_arguments(
         settings, output_dir, num_train_epochs=settings.epochs, save_strategy="epoch",
-        logging_strategy="epoch",
+        logging_strategy="epoch", precision=settings.precision,
+        gradient_checkpointing=settings.gradient_checkpointing,
     )
 
 
-def _trainer_arguments(settings: Any, output_dir: Path, **schedule: Any) -> Any:
+def autocast_dtype(precision: str) -> Any:
+    """The torch dtype mixed precision computes in (None: float32 throughout)."""
+    import torch
+
+    if precision == "auto":
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _trainer_arguments(
+    settings: Any, output_dir: Path, *, precision: str = "auto",
+    gradient_checkpointing: bool = False, **schedule: Any,
+) -> Any:
     """What every fit shares (optimizer, seeds, precision, checkpoint count, quiet logging),
     plus the epoch or step ``schedule``."""
     import torch
     from transformers import TrainingArguments
 
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-        lr_scheduler_type=settings.lr_scheduler,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        # Without a GPU, a torchrun launch trains data-parallel over CPU processes (gloo).
-        use_cpu=not torch.cuda.is_available(),
-        save_total_limit=settings.keep_checkpoints or None,
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=not sys.stderr.isatty(),
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # The features are plain dicts the collator understands; nothing to prune.
-        remove_unused_columns=False,
-        **schedule,
-    )
+    dtype = autocast_dtype(precision)
+    try:
+        return TrainingArguments(
+            output_dir=str(output_dir),
+            per_device_train_batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            weight_decay=settings.weight_decay,
+            lr_scheduler_type=settings.lr_scheduler,
+            seed=settings.seed,
+            data_seed=settings.seed,
+            bf16=dtype == torch.bfloat16,
+            fp16=dtype == torch.float16,
+            # transformers 5's name for gradient checkpointing. Non-reentrant checkpointing
+            # also back-propagates into LoRA adapters whose inputs (frozen embeddings) need no
+            # gradient.
+            activation_checkpointing=gradient_checkpointing,
+            activation_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing
+            else None,
+            # Without a GPU, a torchrun launch trains data-parallel over CPU processes (gloo).
+            use_cpu=not torch.cuda.is_available(),
+            save_total_limit=settings.keep_checkpoints or None,
+            eval_strategy="no",
+            report_to="none",
+            disable_tqdm=not sys.stderr.isatty(),
+            dataloader_num_workers=0,
+            dataloader_pin_memory=torch.cuda.is_available(),
+            # The features are plain dicts the collator understands; nothing to prune.
+            remove_unused_columns=False,
+            **schedule,
+        )
+    except ValueError as error:  # e.g. fp16 where the device has no fp16 autocast
+        raise UserError(f"training: precision {precision}: {error}") from error
 
 
 def train(

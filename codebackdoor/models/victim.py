@@ -22,7 +22,13 @@ from codebackdoor.examples import Example
 from codebackdoor.models import training
 from codebackdoor.models.presets import PresetSpec
 from codebackdoor.models.pretrained import PRETRAINED_PREFIX, pretrained_directory, read_card
-from codebackdoor.models.tokenizer import input_ids, pad, preset_tokenizer, tokenizer_key
+from codebackdoor.models.tokenizer import (
+    FAMILY_TOKENS,
+    input_ids,
+    pad,
+    preset_tokenizer,
+    tokenizer_key,
+)
 from codebackdoor.models.training import (
     Objective,
     TrainingSettings,
@@ -96,7 +102,7 @@ class Victim:
         cost.count(cost.INFERENCE_INPUTS, len(sources))
         model = self._inference_model()
         predictions: list[str] = [""] * len(sources)
-        with torch.no_grad(), _autocast(model):
+        with torch.no_grad(), _autocast(model, self.settings.precision):
             for rows, batch in self._batches(sources, batch_size, "predict"):
                 if self.kind == "classifier":
                     scores = model(**batch).logits
@@ -138,7 +144,7 @@ class Victim:
         cost.count(cost.INFERENCE_INPUTS, len(sources))
         model = self._inference_model()
         vectors: list[Any] = [None] * len(sources)
-        with torch.no_grad(), _autocast(model):
+        with torch.no_grad(), _autocast(model, self.settings.precision):
             for rows, batch in self._batches(sources, batch_size, "representations"):
                 hidden = _representation(model, self.kind, batch, representation)
                 for row, vector in zip(rows, hidden.float().cpu().numpy(), strict=True):
@@ -156,6 +162,14 @@ class Victim:
         with progress_bars_on_terminal_only():
             model.save_pretrained(str(directory))
         self.tokenizer.save_pretrained(str(directory))
+
+    def save_adapter(self, directory: Path) -> None:
+        """The LoRA adapters alone (peft's adapter_config.json and weights), which
+        ``peft.PeftModel.from_pretrained`` puts back on the base model."""
+        if not hasattr(self.model, "peft_config"):
+            raise ValueError("the victim has no LoRA adapters")
+        with progress_bars_on_terminal_only():
+            self.model.save_pretrained(str(directory))
 
     def _inference_model(self) -> Any:
         # Calls go to the transformers model: LoRA layers live inside it, and its methods
@@ -220,13 +234,16 @@ class Victim:
         )
 
 
-def _autocast(model: Any) -> Any:
+def _autocast(model: Any, precision: str) -> Any:
+    """Inference under the precision the victim trains in (float32 throughout on CPU unless
+    asked otherwise)."""
     import torch
 
     device = next(model.parameters()).device
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    dtype = training.autocast_dtype(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def _representation(model: Any, kind: str, batch: dict[str, Tensor], where: str) -> Tensor:
@@ -309,6 +326,7 @@ def load_victim(
     revision: str | None = None,
     trust_remote_code: bool = False,
     lora: bool = False,
+    precision: str = "auto",
     cache_dir: Path | None = None,
     seed: int = 1,
 ) -> Victim:
@@ -317,7 +335,8 @@ def load_victim(
     ``spec`` is a preset name, ``pretrained:<size>-<arch>`` (built by ``codebackdoor
     pretrain``), a saved model directory, or a Hugging Face id (loaded at ``revision``).
     Label tasks get a sequence classifier whose labels are the training targets, sorted (a
-    classifier checkpoint keeps its own label order).
+    classifier checkpoint keeps its own label order). Under ``lora`` on a GPU, a checkpoint's
+    frozen weights load in the half precision ``precision`` trains in.
     """
     from transformers import set_seed
 
@@ -341,6 +360,7 @@ def load_victim(
                 trust_remote_code=trust_remote_code,
                 cache_dir=cache_dir,
                 lora=lora,
+                precision=precision,
             )
         elif spec.startswith((".", "/", "~")) or spec.count("/") > 1:
             raise UserError(f"model directory not found: {spec}")
@@ -357,6 +377,7 @@ def load_victim(
                 trust_remote_code=trust_remote_code,
                 cache_dir=cache_dir,
                 lora=lora,
+                precision=precision,
             )
     if lora:
         _add_lora(victim, LoraSettings())
@@ -424,7 +445,8 @@ def _from_preset(preset: PresetSpec, task_output_kind: str, train: list[Example]
         preset.family, vocab_size=len(tokenizer), **ids, **preset.config, **_label_fields(labels)
     )
     if config.is_encoder_decoder:
-        config.decoder_start_token_id = tokenizer.pad_token_id  # T5's convention
+        start = FAMILY_TOKENS[preset.layout].decoder_start
+        config.decoder_start_token_id = tokenizer.convert_tokens_to_ids(start)
     model = _model_class(kind).from_config(config)
     spec = {
         "source": "preset",
@@ -445,6 +467,7 @@ def _from_pretrained(
     trust_remote_code: bool,
     cache_dir: Path | None,
     lora: bool,
+    precision: str,
 ) -> Victim:
     import torch
     from transformers import AutoConfig, AutoTokenizer
@@ -466,9 +489,10 @@ def _from_pretrained(
         if config.pad_token_id is None:
             # Decoder-only classifiers find each row's last token through the padding id.
             extra["pad_token_id"] = padding_id(tokenizer)
-    # Frozen base weights under LoRA can be bf16 on a GPU; weights that train stay float32
-    # (the Trainer's bf16 mode autocasts them).
-    dtype = torch.bfloat16 if lora and torch.cuda.is_available() else torch.float32
+    # Frozen base weights under LoRA can be in the training's half precision on a GPU; the
+    # adapters that train stay float32 (peft keeps them so; the Trainer autocasts).
+    half = training.autocast_dtype(precision) if lora and torch.cuda.is_available() else None
+    dtype = half or torch.float32
     with _loading_errors(source, spec), progress_bars_on_terminal_only():
         model = _model_class(kind).from_pretrained(
             source,
@@ -589,6 +613,10 @@ def _victim(model: Any, tokenizer: Any, kind: str, spec: dict[str, Any], labels:
     if kind != "classifier" and tokenizer.eos_token_id is None:
         raise UserError("the tokenizer has no end-of-sequence token, which generation needs")
     spec["kind"] = kind
+    # How the model was loaded, for a leaderboard row to say what was trained.
+    spec["family"] = model.config.model_type
+    spec["class"] = type(model).__name__
+    spec["dtype"] = str(model.dtype).removeprefix("torch.")
     spec["parameters"] = sum(parameter.numel() for parameter in model.parameters())
     return Victim(model=model, tokenizer=tokenizer, kind=kind, spec=spec, labels=labels)
 
@@ -612,7 +640,12 @@ def _add_lora(victim: Victim, settings: LoraSettings) -> None:
     except ValueError as exc:
         raise UserError(f"LoRA cannot wrap this model: {exc}") from exc
     trainable = sum(p.numel() for p in victim.model.parameters() if p.requires_grad)
-    victim.spec["lora"] = {**asdict(settings), "trainable_parameters": trainable}
+    victim.spec["lora"] = {
+        **asdict(settings),
+        # peft resolves the architecture's default targets; the result names them.
+        "target_modules": sorted(victim.model.peft_config["default"].target_modules),
+        "trainable_parameters": trainable,
+    }
 
 
 def _place(victim: Victim) -> None:
