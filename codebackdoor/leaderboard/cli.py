@@ -60,11 +60,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _published_for_page(against: str | None) -> list[dict[str, Any]]:
+    """The published rows the page marks beside the local ones: --against, or the default file
+    where it exists; 'none' leaves them out."""
+    from codebackdoor.leaderboard.published import read_published
+
+    if against == "none" or (against is None and not DEFAULT_PUBLISHED.exists()):
+        return []
+    return read_published(Path(against or DEFAULT_PUBLISHED))
+
+
 def cmd_html(args: argparse.Namespace) -> int:
     from codebackdoor.io import atomic_write_text
     from codebackdoor.leaderboard.html import page
 
-    atomic_write_text(Path(args.out), page(_rows(Path(args.leaderboard)), str(args.leaderboard)))
+    atomic_write_text(Path(args.out), page(_rows(Path(args.leaderboard)), str(args.leaderboard),
+                                           _published_for_page(args.against)))
     print(args.out)
     return 0
 
@@ -132,6 +143,8 @@ def add_leaderboard_command(commands: Any) -> None:
     html = actions.add_parser("html", help="write a self-contained HTML page")
     board_argument(html)
     html.add_argument("--out", default=str(DEFAULT_HTML), help=f"page (default {DEFAULT_HTML})")
+    html.add_argument("--against", help=f"published numbers to mark beside the local rows "
+                      f"(default {DEFAULT_PUBLISHED} where it exists; 'none' for none)")
     html.set_defaults(func=cmd_html)
 
     charts = actions.add_parser(
