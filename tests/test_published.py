@@ -165,3 +165,12 @@ def test_compare_on_the_committed_leaderboards(capsys: pytest.CaptureFixture[str
         assert main(["leaderboard", "compare", "--leaderboard", str(board), "--against",
                      str(PUBLISHED)]) == 0
         assert "published row(s) have no local counterpart yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("suite", "cells"), [("killbadcode-detection", 72),
+                                              ("ramakrishnan-method-name", 21)])
+def test_the_mirror_suites_plan(suite: str, cells: int,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", str(ROOT / "benchmarks" / f"{suite}.toml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"{cells} cells" in out
