@@ -154,7 +154,7 @@ def test_page_marks_published_rows_as_their_own_series(rows: list[dict]) -> None
     assert 'data-published="killbadcode-table14-defect-bnc-fixed-killbadcode"' in html
     detection = re.search(r'<svg[^>]*aria-label="defect: detection recall vs FPR".*?</svg>', html)
     assert detection and "<polygon" in detection.group(0)
-    assert "published: wssun/KillBadCode (CodeBERT)" in detection.group(0)
+    assert "published: KillBadCode" in detection.group(0)
     assert 'data-published' not in page([local], "test", [])
 
 

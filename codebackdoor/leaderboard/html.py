@@ -250,7 +250,7 @@ def detection_plots(rows: Sequence[dict[str, Any]],
             groups[row["task"]].append(row)
     extra: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for task, row, point in _published_detection_points(published, rows):
-        extra[task][f"published: {row['source']['repository']} ({row['model']})"].append(point)
+        extra[task][f"published: {row['source']['repository'].split('/')[-1]}"].append(point)
     figures = []
     for task, members in sorted(groups.items()):
         defenses = sorted({row["defense"] for row in members})
