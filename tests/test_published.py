@@ -140,6 +140,10 @@ def test_compare_prints_differences_and_unmatched_rows(rows: list[dict]) -> None
     assert ("killbadcode-table14-clone-bnc-fixed-ac: clone (java) on "
             "code_x_glue_cc_clone_detection_big_clone_bench" in text)
     assert "the suite cannot run it: clone detection is not a task of the suite" in text
+    # Of several local rates, the nearest to the published 2% is the counterpart.
+    at_two = copy.deepcopy(local)
+    at_two.update(key="fedcba9876543210", rate=0.02)
+    assert [row["key"] for _, row in compare(rows, [local, at_two]).pairs] == [at_two["key"]]
     # A clean reference row compares data quality: it never matches another language.
     clean_python = copy.deepcopy(local)
     clean_python.update(task="generate", attack="none", rate=None, defense="none")

@@ -1,15 +1,15 @@
 """Published rows beside the local rows of the same setting, with what differs, and the
 published rows that have no local counterpart.
 
-A published row matches the local rows with the same task, attack and defense, and of those
-only the ones in the published row's language where there are any. A clean reference row (no
-attack) measures how well a model learns the data, so it matches only local rows in its
-language; a poisoned row measures an attack and a defense, which the offline mirrors reproduce
-on other data, so it falls back to the other languages. Model, data, language and poisoning
-rate are shown, not matched: a paper's CodeBERT on Devign (C) against a local tiny model on the
-embedded Python corpus is the comparison the mirrors make, with the differences printed beside
-every pair. A metric is compared
-number to number only where the published metric names the local metric computed the same way
+A published row matches the local rows with the same task, attack and defense; of those, the
+ones in its language where there are any, and of those, the ones at the poisoning rate nearest
+to its own. A clean reference row (no attack) measures how well a model learns the data, so it
+matches only local rows in its language; a poisoned row measures an attack and a defense, which
+the offline mirrors reproduce on other data, so it falls back to the other languages. Model,
+data, language and rate are shown, not matched: a paper's CodeBERT on Devign (C) against a local
+tiny model on the embedded Python corpus is the comparison the mirrors make, with the
+differences printed beside every pair. A metric is compared number to number only where the
+published metric names the local metric computed the same way
 (``codebackdoor.leaderboard.published.comparable``); otherwise it is shown alone, with the reason.
 """
 
@@ -35,7 +35,12 @@ def counterparts(published: dict[str, Any],
     """The local rows a published row is compared with (rule in the module docstring)."""
     found = [row for row in local if same_setting(published, row)]
     same_lang = [row for row in found if published["lang"] in (None, row["lang"])]
-    return same_lang if same_lang or published["attack"] is None else found
+    found = same_lang if same_lang or published["attack"] is None else found
+    if published["rate"] is None or not found:
+        return found
+    distance = {id(row): abs((row["rate"] or 0.0) - published["rate"]) for row in found}
+    nearest = min(distance.values())
+    return [row for row in found if distance[id(row)] <= nearest + 1e-12]
 
 
 def setting_differences(published: dict[str, Any], local: dict[str, Any]) -> list[str]:
