@@ -235,7 +235,8 @@ def test_compare_puts_published_rows_beside_local_ones(
     assert set(matched) == {"dece-readme-lyra-codellama-7b-clean",
                             "dece-readme-lyra-codellama-7b-badpre-5-ce",
                             "dece-readme-lyra-codellama-7b-badpre-5-dece"}
-    assert {p["attack"] for p in comparison.unmatched} == {"ripple", "grammar"}
+    dece_unmatched = {p["attack"] for p in comparison.unmatched if p["id"].startswith("dece-")}
+    assert dece_unmatched == {"ripple", "grammar"}
 
     assert main(["leaderboard", "compare", "--leaderboard", str(board), "--against",
                  str(PUBLISHED), "--format", "json"]) == 0
@@ -249,16 +250,18 @@ def test_compare_puts_published_rows_beside_local_ones(
     assert main(["leaderboard", "compare", "--leaderboard", str(board)]) == 0
     text = capsys.readouterr().out
     delta = f"{local_sbleu - 74.36:+.2f}"
-    assert any("dece" in line and "sbleu (BLEU)" in line and line.endswith(delta)
-               for line in text.splitlines())
-    assert "4 published row(s) have no local counterpart yet:" in text
-    assert "dece-readme-lyra-codellama-7b-grammar-5-ce: generate on lyra, attack grammar" in text
+    assert any("dece" in line and "sbleu (BLEU)" in line and f" {delta} " in line
+               and line.endswith("model CodeLlama-7B vs tiny-t5") for line in text.splitlines())
+    assert "published row(s) have no local counterpart yet" in text
+    assert ("dece-readme-lyra-codellama-7b-grammar-5-ce: generate (python) on lyra, attack grammar"
+            in text)
 
 
 def test_published_rows_validate_and_carry_provenance() -> None:
-    rows = read_published(PUBLISHED)
+    rows = [row for row in read_published(PUBLISHED) if row["id"].startswith("dece-")]
     assert len(rows) == 7 and all(row["verified"] for row in rows)
     assert all(row["source"]["url"] == "https://github.com/NTDXYG/DeCE" for row in rows)
+    assert {row["source"]["commit"] for row in rows} == {"175caf04d56abdc6a604d574bee5c07d89fb0cc0"}
     badpre = next(r for r in rows if r["attack"] == "badpre" and r["defense"] == "none")
     assert badpre["metrics"]["asr"]["value"] == 98.79 and badpre["rate"] == 0.05
     assert (ROOT / "leaderboard" / "published.schema.json").resolve().is_file()

@@ -68,6 +68,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _published_for_page(against: str | None) -> list[dict[str, Any]]:
+    """The published rows the page marks beside the local ones: --against, or the default file
+    where it exists; 'none' leaves them out."""
+    from codebackdoor.leaderboard.published import read_published
+
+    if against == "none" or (against is None and not DEFAULT_PUBLISHED.exists()):
+        return []
+    return read_published(Path(against or DEFAULT_PUBLISHED))
+
+
 def cmd_html(args: argparse.Namespace) -> int:
     from codebackdoor.io import atomic_write_text
     from codebackdoor.leaderboard.html import page
@@ -78,7 +88,8 @@ def cmd_html(args: argparse.Namespace) -> int:
         from codebackdoor.leaderboard.paired import compare_baseline
 
         pairs = compare_baseline(rows, args.baseline, Path(args.leaderboard))
-    atomic_write_text(Path(args.out), page(rows, str(args.leaderboard), pairs))
+    atomic_write_text(Path(args.out), page(rows, str(args.leaderboard), pairs,
+                                           _published_for_page(args.against)))
     print(args.out)
     return 0
 
@@ -158,6 +169,8 @@ def add_leaderboard_command(commands: Any) -> None:
     html.add_argument("--baseline", metavar="DEFENSE",
                       help="add the paired comparisons against this defense (as compare "
                       "--baseline)")
+    html.add_argument("--against", help=f"published numbers to mark beside the local rows "
+                      f"(default {DEFAULT_PUBLISHED} where it exists; 'none' for none)")
     html.set_defaults(func=cmd_html)
 
     charts = actions.add_parser(

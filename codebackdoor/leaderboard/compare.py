@@ -1,8 +1,16 @@
-"""Published rows beside the local rows they match, with deltas, and the ones not matched yet.
+"""Published rows beside the local rows of the same setting, with what differs, and the
+published rows that have no local counterpart.
 
-A published row matches every local row with the same task, dataset alias, attack, rate and
-defense; the model is shown, not matched (a paper's 7B model and a local tiny one are the point
-of comparing).
+A published row matches the local rows with the same task, attack and defense; of those, the
+ones in its language where there are any, and of those, the ones at the poisoning rate nearest
+to its own. A clean reference row (no attack) measures how well a model learns the data, so it
+matches only local rows in its language; a poisoned row measures an attack and a defense, which
+the offline mirrors reproduce on other data, so it falls back to the other languages. Model,
+data, language and rate are shown, not matched: a paper's CodeBERT on Devign (C) against a local
+tiny model on the embedded Python corpus is the comparison the mirrors make, with the
+differences printed beside every pair. A metric is compared number to number only where the
+published metric names the local metric computed the same way
+(``codebackdoor.leaderboard.published.comparable``); otherwise it is shown alone, with the reason.
 """
 
 from __future__ import annotations
@@ -12,13 +20,44 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codebackdoor.leaderboard.published import local_metric
+from codebackdoor.leaderboard.published import comparable
 from codebackdoor.leaderboard.show import mean_std, rate_text, render
 
 
-def match_key(row: dict[str, Any]) -> tuple:
-    rate = None if row["rate"] is None else round(float(row["rate"]), 6)
-    return (row["task"], row["dataset"], row["attack"] or "none", rate, row["defense"])
+def same_setting(published: dict[str, Any], local: dict[str, Any]) -> bool:
+    return (published["task"] == local["task"]
+            and (published["attack"] or "none") == local["attack"]
+            and published["defense"] == local["defense"])
+
+
+def counterparts(published: dict[str, Any],
+                 local: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The local rows a published row is compared with (rule in the module docstring)."""
+    found = [row for row in local if same_setting(published, row)]
+    same_lang = [row for row in found if published["lang"] in (None, row["lang"])]
+    found = same_lang if same_lang or published["attack"] is None else found
+    if published["rate"] is None or not found:
+        return found
+    distance = {id(row): abs((row["rate"] or 0.0) - published["rate"]) for row in found}
+    nearest = min(distance.values())
+    return [row for row in found if distance[id(row)] <= nearest + 1e-12]
+
+
+def setting_differences(published: dict[str, Any], local: dict[str, Any]) -> list[str]:
+    """What differs between a published row and a matched local row besides the numbers."""
+    out = []
+    if published["model"] != local["model"]:
+        out.append(f"model {published['model']} vs {local['model']}")
+    if published["dataset"] != local["dataset"]:
+        out.append(f"data {published['dataset']} vs {local['dataset']}")
+    if published["lang"] not in (None, local["lang"]):
+        out.append(f"language {published['lang']} vs {local['lang']}")
+    rates = (published["rate"], local["rate"])
+    if rates[0] is not None and rates[1] is not None and round(rates[0], 6) != round(rates[1], 6):
+        out.append(f"rate {rate_text(rates[0])} vs {rate_text(rates[1])}")
+    if published.get("rate_definition"):
+        out.append("rate counted differently (published rate_definition)")
+    return out
 
 
 @dataclass
@@ -28,38 +67,37 @@ class Comparison:
 
 
 def compare(published: Sequence[dict[str, Any]], local: Sequence[dict[str, Any]]) -> Comparison:
-    by_key: dict[tuple, list[dict[str, Any]]] = {}
-    for row in local:
-        by_key.setdefault(match_key(row), []).append(row)
     pairs, unmatched = [], []
     for row in published:
-        matches = by_key.get(match_key(row), [])
-        pairs.extend((row, match) for match in matches)
-        if not matches:
+        found = counterparts(row, local)
+        pairs.extend((row, match) for match in found)
+        if not found:
             unmatched.append(row)
     return Comparison(pairs, unmatched)
 
 
 NO_LOCAL = "no local row yet"
-HEADERS = ("task", "dataset", "attack", "rate", "defense", "published model", "local model",
-           "metric", "published", "local", "n", "delta (local - published)")
+HEADERS = ("task", "lang", "attack", "rate", "defense", "published model", "local model",
+           "metric", "published", "local", "n", "delta (local - published)",
+           "setting differences")
 
 
 def lines(comparison: Comparison) -> list[list[Any]]:
-    """One line per published metric of each matched pair, then of each unmatched row."""
+    """One line per published metric of each matched pair; a metric the suite computes
+    differently shows the reason in place of a local number and a delta."""
     out = []
-    pairs = [*comparison.pairs, *((row, None) for row in comparison.unmatched)]
-    for published, local in pairs:
+    for published, local in comparison.pairs:
+        differences = "; ".join(setting_differences(published, local)) or "none"
         for name, metric in published["metrics"].items():
-            entry = local["metrics"].get(local_metric(name)) if local else None
+            entry, why = comparable(metric, local)
             delta = None if entry is None else entry["mean"] - metric["value"]
             out.append([
-                published["task"], published["dataset"], published["attack"] or "none",
+                published["task"], published["lang"] or "–", published["attack"] or "none",
                 rate_text(published["rate"]), published["defense"], published["model"],
-                local["model"] if local else NO_LOCAL, f"{name} ({metric['reported_as']})",
-                f"{metric['value']:.2f}", mean_std(entry),
+                local["model"], f"{name} ({metric['reported_as']})", f"{metric['value']:g}",
+                mean_std(entry) if entry else f"– ({why})",
                 "–" if entry is None else str(entry["n"]),
-                "–" if delta is None else f"{delta:+.2f}",
+                "–" if delta is None else f"{delta:+.2f}", differences,
             ])
     return out
 
@@ -67,24 +105,30 @@ def lines(comparison: Comparison) -> list[list[Any]]:
 def unmatched_text(comparison: Comparison) -> str:
     if not comparison.unmatched:
         return "every published row has a local counterpart"
+    unrunnable = sum("unrunnable" in row for row in comparison.unmatched)
     described = [
-        f"  {row['id']}: {row['task']} on {row['dataset']}, attack {row['attack'] or 'none'}"
-        f" @ {rate_text(row['rate'])}, defense {row['defense']} ({row['model']})"
+        f"  {row['id']}: {row['task']} ({row['lang'] or '–'}) on {row['dataset']}, attack "
+        f"{row['attack'] or 'none'} @ {rate_text(row['rate'])}, defense {row['defense']} "
+        f"({row['model']})" + (f"; the suite cannot run it: {row['unrunnable']}"
+                               if "unrunnable" in row else "")
         for row in comparison.unmatched
     ]
-    return (f"{len(comparison.unmatched)} published row(s) have no local counterpart yet:\n"
-            + "\n".join(described))
+    return (f"{len(comparison.unmatched)} published row(s) have no local counterpart yet "
+            f"({unrunnable} of them in settings the suite cannot run):\n" + "\n".join(described))
 
 
 def as_json(comparison: Comparison) -> dict[str, Any]:
+    def metric_json(metric: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
+        entry, why = comparable(metric, local)
+        return {"published": metric["value"], "local": entry,
+                "compared_as" if entry else "not_compared": why}
+
     return {
         "pairs": [
             {"published": published["id"], "local": local["key"],
-             "metrics": {
-                 name: {"published": metric["value"],
-                        "local": local["metrics"].get(local_metric(name))}
-                 for name, metric in published["metrics"].items()
-             }}
+             "differences": setting_differences(published, local),
+             "metrics": {name: metric_json(metric, local)
+                         for name, metric in published["metrics"].items()}}
             for published, local in comparison.pairs
         ],
         "unmatched": [row["id"] for row in comparison.unmatched],

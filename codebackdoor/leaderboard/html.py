@@ -1,5 +1,9 @@
 """The leaderboard as one self-contained HTML page: a sortable table and inline SVG plots.
 
+Published reference numbers appear as their own marked series: a table of the published rows
+that have a local counterpart (``compare``), and hollow diamonds in the detection plots, drawn
+only where the published metric is computed as the local one is.
+
 Nothing is fetched: styles, script and plots are inline, so the page works offline and can be
 archived as one file. The plots are drawn as plain SVG here rather than with a plotting
 library, which keeps the package free of one more heavy dependency.
@@ -14,6 +18,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any, NamedTuple
 
+from codebackdoor.leaderboard.compare import compare, setting_differences
+from codebackdoor.leaderboard.published import comparable
 from codebackdoor.leaderboard.show import (
     HEADERS,
     clean_metric,
@@ -42,6 +48,7 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
 figure { margin: 0; }
 figcaption { font-size: 0.85em; color: #555; max-width: 520px; }
+table.published td:first-child { font-weight: bold; color: #8c564b; }
 """
 
 # Clicking a header sorts by it (again: the other way). A link can carry a sort:
@@ -183,14 +190,24 @@ def chart(title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]], *,
                 low, high = (py(min(max(v, y0), y1)) for v in yerr)
                 parts.append(f'<line x1="{px(x):.1f}" y1="{low:.1f}" x2="{px(x):.1f}" '
                              f'y2="{high:.1f}" stroke="{s["color"]}" stroke-opacity="0.6"/>')
-        parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{s["color"]}">'
-                     f'<title>{escape(s["label"])}</title></circle>' for x, y in points)
+        parts.extend(_marker(x, y, s) for x, y in points)
         legend_y = top + 10 + 16 * i
+        fill = "none" if s.get("published") else s["color"]
         parts.append(f'<rect x="{width - right + 10}" y="{legend_y - 8}" width="10" height="10" '
-                     f'fill="{s["color"]}"/><text x="{width - right + 25}" y="{legend_y + 1}" '
-                     f'font-size="10">{escape(s["label"][:34])}</text>')
+                     f'fill="{fill}" stroke="{s["color"]}"/><text x="{width - right + 25}" '
+                     f'y="{legend_y + 1}" font-size="10">{escape(s["label"][:34])}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _marker(x: float, y: float, series: dict[str, Any]) -> str:
+    """A filled circle for a local row; a hollow diamond for a published one."""
+    title = f"<title>{escape(series['label'])}</title>"
+    if series.get("published"):
+        corners = f"{x:.1f},{y - 5:.1f} {x + 5:.1f},{y:.1f} {x:.1f},{y + 5:.1f} {x - 5:.1f},{y:.1f}"
+        return (f'<polygon points="{corners}" fill="none" stroke="{series["color"]}" '
+                f'stroke-width="1.5">{title}</polygon>')
+    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{series["color"]}">{title}</circle>'
 
 
 class Plot(NamedTuple):
@@ -209,9 +226,63 @@ def _stem(*parts: str) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", part).strip("_") for part in parts)
 
 
-def plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
-    """Every chart of the page: clean metric against ASR, then the per-epoch curves."""
-    return tradeoff_plots(rows) + curve_plots(rows)
+def plots(rows: Sequence[dict[str, Any]],
+          published: Sequence[dict[str, Any]] = ()) -> list[Plot]:
+    """Every chart of the page: clean metric against ASR, the per-epoch curves, and detection
+    recall against FPR with the published rows of the same settings."""
+    return tradeoff_plots(rows) + curve_plots(rows) + detection_plots(rows, published)
+
+
+DETECTION = ("detection.fpr", "detection.recall")
+
+
+def _published_detection_points(published: Sequence[dict[str, Any]],
+                                rows: Sequence[dict[str, Any]]) -> list[tuple[str, dict, tuple]]:
+    """(task, published row, (FPR, recall)) for each published row with a local counterpart
+    among ``rows`` whose FPR and recall are computed as the local ones are."""
+    points, seen = [], set()
+    for row, local in compare(published, rows).pairs:
+        metrics = {m.get("local"): m for m in row["metrics"].values()}
+        if row["id"] in seen or not all(name in metrics for name in DETECTION):
+            continue
+        if all(comparable(metrics[name], local)[0] is not None for name in DETECTION):
+            seen.add(row["id"])
+            points.append((row["task"], row, tuple(metrics[n]["value"] for n in DETECTION)))
+    return points
+
+
+def detection_plots(rows: Sequence[dict[str, Any]],
+                    published: Sequence[dict[str, Any]] = ()) -> list[Plot]:
+    """Detection recall against FPR of the filter defenses, one plot per task, one colour per
+    defense; published rows of the same settings as hollow diamonds, one series per source."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if all(stat(row, name) for name in DETECTION):
+            groups[row["task"]].append(row)
+    extra: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for task, row, point in _published_detection_points(published, rows):
+        extra[task][f"published: {row['source']['repository'].split('/')[-1]}"].append(point)
+    figures = []
+    for task, members in sorted(groups.items()):
+        defenses = sorted({row["defense"] for row in members})
+        series = [
+            {"label": defense, "color": PALETTE[i % len(PALETTE)],
+             "points": [(stat(r, DETECTION[0])["mean"], stat(r, DETECTION[1])["mean"])
+                        for r in members if r["defense"] == defense]}
+            for i, defense in enumerate(defenses)
+        ]
+        series += [{"label": label, "color": PALETTE[(len(defenses) + i) % len(PALETTE)],
+                    "points": points, "published": True}
+                   for i, (label, points) in enumerate(sorted(extra[task].items()))]
+        figures.append(Plot(
+            _stem("detection", task),
+            chart(f"{task}: detection recall vs FPR", "FPR %", "recall %", series, lines=False,
+                  xrange=PERCENT, yrange=PERCENT),
+            "One filled point per leaderboard row (mean over seeds); hollow diamonds are "
+            "published rows of the same task, attack and defense (their model, data and rate "
+            "differ: see the published table).",
+        ))
+    return figures
 
 
 def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
@@ -295,9 +366,45 @@ def paired_table(pairs: Sequence[Any]) -> str:
     return (f'<table id="paired"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
-def page(rows: Sequence[dict[str, Any]], source: str, pairs: Sequence[Any] | None = None) -> str:
-    """The page; ``pairs`` (from ``paired.compare_baseline``) adds the paired comparisons."""
-    figures = [_figure(plot) for plot in plots(rows)]
+def published_table(rows: Sequence[dict[str, Any]],
+                    published: Sequence[dict[str, Any]]) -> str:
+    """The published rows that have a local counterpart, each number beside its source, marked
+    'published' in its first column; '' when there are none."""
+    comparison = compare(published, rows)
+    seen: dict[str, list[str]] = {}
+    for row, local in comparison.pairs:
+        seen.setdefault(row["id"], [])
+        seen[row["id"]] += [d for d in setting_differences(row, local)
+                            if d not in seen[row["id"]]]
+    if not seen:
+        return ""
+    by_id = {row["id"]: row for row, _ in comparison.pairs}
+    head = "".join(f"<th>{escape(title)}</th>" for title in (
+        "", "task", "lang", "dataset", "model", "attack", "rate", "defense", "metrics",
+        "differs from the local rows in", "source"))
+    body = []
+    for row_id, differences in seen.items():
+        row = by_id[row_id]
+        numbers = ", ".join(f"{name} {metric['value']:g}" + ("" if "local" in metric else " *")
+                            for name, metric in row["metrics"].items())
+        where = f"{row['source']['repository']} {row['source']['file']}, {row['source']['row']}"
+        cells = ("published", row["task"], row["lang"] or "–", row["dataset"], row["model"],
+                 row["attack"] or "none", "–" if row["rate"] is None else f"{100 * row['rate']:g}%",
+                 row["defense"], numbers, "; ".join(differences) or "nothing", where)
+        body.append(f'<tr data-published="{escape(row_id)}">'
+                    + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    return ("<h2>Published reference numbers for these settings</h2>"
+            "<p>Rows of leaderboard/published.json with the same task, attack and defense as a "
+            "row above. * marks a metric the source computes differently from the suite.</p>"
+            f'<table class="published"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def page(rows: Sequence[dict[str, Any]], source: str, pairs: Sequence[Any] | None = None,
+         published: Sequence[dict[str, Any]] = ()) -> str:
+    """The page; ``pairs`` (from ``paired.compare_baseline``) adds the paired comparisons,
+    ``published`` the published rows of the same settings."""
+    figures = [_figure(plot) for plot in plots(rows, published)]
     paired = "" if pairs is None else (
         "<h2>Paired comparisons</h2><p>Each row against its baseline row, seed by seed and item "
         "by item: Δ = defense − baseline, mean over seeds, [95% paired bootstrap interval over "
@@ -313,6 +420,7 @@ def page(rows: Sequence[dict[str, Any]], source: str, pairs: Sequence[Any] | Non
         "standard deviation over seeds [95% t-interval of the mean over seeds]; click a column "
         "header to sort.</p>"
         f"{table(rows)}{paired}"
+        f"{published_table(rows, published)}"
         "<h2>Plots</h2>"
         f'<div class="plots">{"".join(figures) or "<p>nothing to plot</p>"}</div>'
         f"<script>{SCRIPT}</script></body></html>\n"

@@ -1,8 +1,14 @@
-"""Published reference numbers (``leaderboard/published.json``), validated by their own schema."""
+"""Published reference numbers (``leaderboard/published.json``), validated by their own schema.
+
+A published metric is compared with a local one only where it says which leaderboard metric is
+computed the same way (``local``) and the local row's definition id for it matches the pattern
+it gives (``local_definition``); every other published number is shown as a metric of its own.
+"""
 
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,8 +18,6 @@ from codebackdoor.io import read_json
 from codebackdoor.results import validation_errors
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "published.schema.json"
-# Published metric keys are this project's names; these two live outside ``metrics.clean``.
-RATIO_METRICS = ("asr", "false_trigger_rate")
 
 
 @cache
@@ -41,6 +45,26 @@ def read_published(path: Path) -> list[dict[str, Any]]:
     return document["rows"]
 
 
-def local_metric(name: str) -> str:
-    """The leaderboard metric a published metric key corresponds to."""
-    return name if name in RATIO_METRICS else f"clean.{name}"
+def local_definition(row: dict[str, Any], metric: str) -> str | None:
+    """The definition id a leaderboard row records for ``metric`` (``detection.fpr`` is defined
+    by the id of ``detection``)."""
+    definitions = row["identity"]["definitions"]
+    parts = metric.split(".")
+    for end in range(len(parts), 0, -1):
+        found = definitions.get(".".join(parts[:end]))
+        if found is not None:
+            return found
+    return None
+
+
+def comparable(metric: dict[str, Any], row: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The local statistic computed as the published ``metric`` is, or None with the reason."""
+    if "local" not in metric:
+        return None, "computed differently in the source"
+    entry = row["metrics"].get(metric["local"])
+    if entry is None:
+        return None, f"no {metric['local']} in the local row"
+    definition = local_definition(row, metric["local"]) or ""
+    if not fnmatchcase(definition.split(":", 1)[0], metric["local_definition"]):
+        return None, f"local {metric['local']} is defined as {definition or 'nothing'}"
+    return entry, metric["local"]
