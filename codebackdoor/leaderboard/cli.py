@@ -88,8 +88,8 @@ def cmd_html(args: argparse.Namespace) -> int:
         from codebackdoor.leaderboard.paired import compare_baseline
 
         pairs = compare_baseline(rows, args.baseline, Path(args.leaderboard))
-    atomic_write_text(Path(args.out), page(rows, str(args.leaderboard), pairs,
-                                           _published_for_page(args.against)))
+    atomic_write_text(Path(args.out), page(rows, str(args.leaderboard),
+                                           _published_for_page(args.against), pairs=pairs))
     print(args.out)
     return 0
 

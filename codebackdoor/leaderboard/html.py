@@ -400,8 +400,8 @@ def published_table(rows: Sequence[dict[str, Any]],
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
-def page(rows: Sequence[dict[str, Any]], source: str, pairs: Sequence[Any] | None = None,
-         published: Sequence[dict[str, Any]] = ()) -> str:
+def page(rows: Sequence[dict[str, Any]], source: str, published: Sequence[dict[str, Any]] = (),
+         *, pairs: Sequence[Any] | None = None) -> str:
     """The page; ``pairs`` (from ``paired.compare_baseline``) adds the paired comparisons,
     ``published`` the published rows of the same settings."""
     figures = [_figure(plot) for plot in plots(rows, published)]
