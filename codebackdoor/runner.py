@@ -92,11 +92,24 @@ def hardware() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
     }
     if torch.cuda.is_available():
         info["device"] = "cuda"
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
+
+
+def cpu_model() -> str:
+    """The CPU's model name: float results on CPU repeat on one CPU model and thread count,
+    and may differ on another (different instruction sets, different rounding)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 class _Timer:
