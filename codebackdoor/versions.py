@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from codebackdoor import __version__
@@ -67,8 +68,21 @@ def hardware() -> dict[str, Any]:
         "processes": int(os.environ.get("WORLD_SIZE", "1")),
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
     }
     if torch.cuda.is_available():
         info["device"] = "cuda"
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
+
+
+def cpu_model() -> str:
+    """The CPU's model name: float results on CPU repeat on one CPU model and thread count,
+    and may differ on another (different instruction sets, different rounding)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

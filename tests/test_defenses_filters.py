@@ -1,10 +1,12 @@
 """Filter defenses: spectral signatures, activation clustering, BKI, KillBadCode.
 
-The math is checked against naive formulas on hand-made data; detection runs on the embedded
-Python corpus poisoned by the real fixed-trigger attack: on the `package` classification task
-with one tiny RoBERTa victim (BKI, and spectral signatures and AC where they fail), and on
-method-name prediction with one tiny T5 victim (spectral signatures and AC, as Ramakrishnan &
-Albarghouthi ran them), each victim trained once until it has learned the trigger.
+The math is checked against naive formulas on hand-made data. On the embedded Python corpus
+poisoned by the real fixed-trigger attack, spectral signatures, AC and BKI run through
+`filter` with stand-in victims built by hand (the trigger planted as a direction, or as the
+word that moves the representation most), so that their verdict is exact; KillBadCode needs
+no victim. One tiny RoBERTa is trained on the poisoned data to check that it learns the
+trigger. What the filters find on trained victims depends on the seed and the CPU: a result,
+in docs/reproducibility.md, not a test.
 """
 
 from __future__ import annotations
@@ -26,26 +28,17 @@ from codebackdoor.defenses.killbadcode import (
     NGramModel,
     kneser_ney_discounts,
 )
-from codebackdoor.defenses.spectral import SpectralSignatures, spectral_scores
+from codebackdoor.defenses.spectral import SpectralSignatures, class_groups, spectral_scores
+from codebackdoor.defenses.units import units
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 
 PRESETS = Path(__file__).resolve().parents[1] / "defenses"
-# The representation-based filters need a victim that has learned the trigger: on the
-# `package` task that takes the whole training split (1,195 functions) and 8 epochs; with 300
-# functions and 2 epochs its triggered predictions stayed at chance.
+# A victim learns the trigger on the `package` task from the whole training split (1,195
+# functions) in 8 epochs; with 300 functions and 2 epochs its triggered predictions stayed at
+# chance.
 VICTIM_RATE = 0.05
 VICTIM_SETTINGS = {"epochs": 8, "batch_size": 32, "learning_rate": 1e-3, "max_source_length": 64}
-# Method-name prediction, the whole training split (3,098 functions), 10 epochs: the victim
-# learns the trigger (ASR 99%) with every seed; whether the detectors find it depends on the
-# seed and the epochs (the table above test_spectral_and_ac_detect_the_fixed_trigger_in_...).
-NAMING_SETTINGS = {
-    "epochs": 10,
-    "batch_size": 32,
-    "learning_rate": 1e-3,
-    "max_source_length": 64,
-    "max_target_length": 16,
-}
 
 
 def poison_task(name: str, rate: float, payload_params: dict | None = None):
@@ -86,20 +79,22 @@ def poisoned():
     return poison_package(VICTIM_RATE)
 
 
-@pytest.fixture(scope="module")
-def victim(poisoned, one_cpu_thread, tmp_path_factory):
+def train_package_victim(data, seed: int, workdir: Path):
+    """The tiny RoBERTa classifier trained on the poisoned `package` data (seed ``seed``)."""
     from codebackdoor.defenses.objectives import CrossEntropy
     from codebackdoor.models import TrainingSettings, load_victim
 
-    data, _, _, label = poisoned
-    model = load_victim("tiny-roberta", "label", data.train)
-    settings = TrainingSettings(**VICTIM_SETTINGS)
-    model.fit(data.train, settings, CrossEntropy(), tmp_path_factory.mktemp("victim"))
-    # The filters are only worth testing on a victim the backdoor works on.
+    model = load_victim("tiny-roberta", "label", data.train, seed=seed)
+    settings = TrainingSettings(**VICTIM_SETTINGS, seed=seed)
+    model.fit(data.train, settings, CrossEntropy(), workdir)
+    return model
+
+
+def label_attack_success(model, data, label: str) -> tuple[int, int]:
+    """(hits, cases): triggered test inputs of another class that the victim labels ``label``."""
     triggered = [e for e in data.triggered_test if e.target != label]
     hits = sum(p == label for p in model.predict([e.source for e in triggered]))
-    assert len(triggered) >= 100 and hits / len(triggered) >= 0.9  # measured 0.96 of 182
-    return model
+    return hits, len(triggered)
 
 
 def detection(decision, flags) -> tuple[float, float, float]:
@@ -159,16 +154,20 @@ def test_activation_clustering_removes_a_small_separate_cluster_only(reduction):
 
 
 class WordCounter:
-    """A stand-in victim whose representation counts a few words; 'cf' weighs 10."""
+    """A stand-in victim whose representation counts a few words (whole words, as tokens of
+    text or code); by default 'cf' weighs 10."""
 
-    def __init__(self) -> None:
-        self.weights = {"cf": 10.0, "good": 1.0, "bad": 1.0, "movie": 0.5}
+    def __init__(self, weights: dict[str, float] | None = None) -> None:
+        self.weights = weights or {"cf": 10.0, "good": 1.0, "bad": 1.0, "movie": 0.5}
         self.calls: list[int] = []
 
     def representations(self, sources, batch_size=None, representation="mean"):
+        import re
+
         self.calls.append(len(sources))
         return np.array(
-            [[s.split().count(w) * v for w, v in self.weights.items()] for s in sources],
+            [[len(re.findall(rf"\b{w}\b", s)) * v for w, v in self.weights.items()]
+             for s in sources],
             dtype=np.float32,
         )
 
@@ -292,105 +291,91 @@ def test_presets_build(preset):
 # Detection on poisoned code --------------------------------------------------------------
 
 
-# Measured with one CPU thread (rate 0.05: 41 of 1,195 functions poisoned, all in idlelib's
-# 407; the victim's ASR 0.96; chance recall = removed / 1,195, what removing as many at random
-# would find):
-#   spectral k=1   recall 0.12, precision 0.06, 84 removed, chance 0.07
-#   spectral k=10  recall 0.12, precision 0.06, 84 removed, chance 0.07
-#   BKI            recall 0.93, precision 1.00, 38 removed, chance 0.03 (keyword `random`)
-#   AC             recall 0.15, precision 0.05, 122 removed, chance 0.10
-# Spectral signatures beat chance only weakly here, and unsteadily (recall 0.24 with the
-# training split shuffled; 0.32 after 20 epochs; no better on the classifier's [CLS] state or
-# its head's penultimate layer). Within idlelib the poison's mean shift lies along the top
-# singular vector (cosine 0.96), but idlelib's own clean functions spread along that direction
-# as far as the shift (standard deviation 4.8 against a shift of 2.3): the direction that sets
-# the poisoned functions, taken from other packages, apart is the one along which clean
-# idlelib code resembles other packages. The poison is separable (a logistic regression on the
-# mean-pooled states: cross-validated AUC 0.91), just not along the top of the spectrum.
-# AC's 2-means split of idlelib's ICA components does not follow the poison, so it removes a
-# cluster of mostly clean code: a measured limitation, asserted as such below. On method-name
-# prediction both find the trigger (the last test).
+class PlantedDirection:
+    """A stand-in victim whose representation of a source is seeded noise, shifted far along
+    one axis when the source holds the trigger: the separation that spectral signatures and
+    activation clustering assume, built by hand so that their verdict is known exactly.
+
+    FastICA's whitening leaves the planted gap a few units wide whatever the shift, and AC's
+    2-means split along it must beat one through the noise: hence little noise (4 dimensions).
+    """
+
+    def __init__(self, trigger: str, width: int = 4, shift: float = 20.0) -> None:
+        self.trigger, self.width, self.shift = trigger, width, shift
+
+    def representations(self, sources, batch_size=None):
+        import zlib
+
+        rows = []
+        for source in sources:
+            row = np.random.default_rng(zlib.crc32(source.encode())).normal(size=self.width)
+            row[0] += self.shift * (self.trigger in source)
+            rows.append(row)
+        return np.array(rows, dtype=np.float32)
 
 
-def test_victim_filters_detect_the_fixed_trigger(poisoned, victim):
+@pytest.mark.parametrize("task", ["package", "method-name"])
+def test_spectral_and_ac_remove_a_planted_direction_on_poisoned_code(task):
+    """The filters on real poisoned splits, through `filter`: per-class groups of the `package`
+    labels (the poison is a tenth of idlelib), one group for method names (5% poisoned)."""
+    if task == "package":
+        data, flags, context, _ = poison_package(VICTIM_RATE)
+    else:
+        data, flags, context, _ = poison_task(task, VICTIM_RATE)
+    victim = PlantedDirection("if random() < 0:")
+    poisoned = {row for row, flag in enumerate(flags) if flag}
+    groups = class_groups(data.train, context.task)
+    # 2-means may cut a group of pure noise unevenly, which AC rightly removes, so AC is
+    # checked within the groups that hold poison (idlelib; all rows for method names).
+    reached = {row for rows in groups.values() if poisoned & set(rows) for row in rows}
+    # ε is the poisoned share of the group that holds the poison (Tran et al.'s bound).
+    epsilon = len(poisoned) / len(reached)
+    for k in (1, 10):
+        decision = SpectralSignatures(k=k, epsilon=epsilon).filter(data.train, victim, context)
+        removed = {row for row, keep in enumerate(decision.keep) if not keep}
+        assert poisoned <= removed, (k, len(poisoned - removed))
+        # 1.5·ε·n from each group of n, nothing more.
+        assert len(removed) == sum(int(1.5 * epsilon * len(g)) for g in groups.values())
+    for reduction in ("ica", "pca"):
+        decision = ActivationClustering(reduction=reduction).filter(data.train, victim, context)
+        removed = {row for row, keep in enumerate(decision.keep) if not keep}
+        assert removed & reached == poisoned, (reduction, len(removed & reached), len(poisoned))
+
+
+def test_bki_finds_the_keyword_among_the_tokens_of_poisoned_code(poisoned):
+    """BKI through tree-sitter tokens of the real poisoned `package` split, with a stand-in
+    victim moved most by `random` (the trigger's call): its verdict is known exactly."""
     data, flags, context, _ = poisoned
-    found = {}
-    for name, defense in {
-        "spectral": SpectralSignatures(epsilon=VICTIM_RATE),
-        "spectral-k10": SpectralSignatures(k=10, epsilon=VICTIM_RATE),
-        # The trigger opens the body; 24 units cover it and bound the victim calls.
-        "bki": BKI(max_units=24),
-    }.items():
-        decision = defense.filter(data.train, victim, context)
-        found[name] = detection(decision, flags)
-    for name in ("spectral", "spectral-k10"):
-        recall, _, chance = found[name]
-        assert recall > chance, (name, found[name])  # weakly: measured 0.12 against 0.07
-    recall, precision, chance = found["bki"]
-    assert recall >= 0.5 and precision >= 0.9, found["bki"]  # measured 0.93, 1.00 (chance 0.03)
+    victim = WordCounter({"random": 10.0, "self": 1.0, "return": 1.0, "if": 1.0})
+    decision = BKI().filter(data.train, victim, context)
+    assert decision.details["keywords"][0]["text"] == "random"
+    holding = [any(u.text == "random" for u in units(e.source, e.lang, "token")[: BKI.max_units])
+               for e in data.train]
+    # Every function holding the token goes: the 41 poisoned, and clean ones calling random.
+    assert [not keep for keep in decision.keep] == holding
+    assert all(h for h, f in zip(holding, flags, strict=True) if f)
 
 
-def test_activation_clustering_misses_a_trigger_a_tenth_of_its_class(poisoned, victim):
-    data, flags, context, _ = poisoned
-    decision = ActivationClustering().filter(data.train, victim, context)
-    recall, _, chance = detection(decision, flags)
-    # A measured limitation, not a goal: recall 0.15 against chance 0.10 (0.10 against 0.16
-    # with the training split shuffled).
-    assert recall <= chance + 0.1, (recall, chance)
+@pytest.mark.slow
+def test_a_victim_trained_on_the_poisoned_package_data_learns_the_trigger(poisoned, one_cpu_thread,
+                                                                          tmp_path):
+    data, _, _, label = poisoned
+    model = train_package_victim(data, 1, tmp_path)
+    hits, cases = label_attack_success(model, data, label)
+    # Measured over training seeds 1, 2 and 5, one thread (`python benchmarks/spread.py
+    # package`): ASR 0.956-0.989. What spectral signatures, AC and BKI find on this victim
+    # depends on the seed and the CPU (BKI's recall 0.02-0.93): docs/reproducibility.md.
+    assert cases >= 100 and hits / cases >= 0.5, (hits, cases)
 
 
 def test_killbadcode_detection_on_the_fixed_trigger():
     # At rate 0.05 the summed naturalness gains of `return`, spread thin over most of the
     # 1,195 functions, outrank those of `random` in the 41 poisoned ones (ranked fifth), so
-    # KillBadCode, which needs no victim, is checked at rate 0.1 (83 poisoned).
+    # KillBadCode, which needs no victim, is checked at rate 0.1 (83 poisoned). It trains
+    # no network: n-gram counts, far from the assertion's bounds.
     data, flags, context, _ = poison_package(0.1)
     decision = KillBadCode().filter(data.train, None, context)
     recall, precision, chance = detection(decision, flags)
     assert decision.details["triggers"][0]["token"] == "random"
     # Measured: recall 1.00, precision 0.99, 84 removed, chance 0.07.
     assert recall >= 0.9 and precision >= 0.9, (recall, precision, chance)
-
-
-@pytest.fixture(scope="module")
-def named(one_cpu_thread, tmp_path_factory):
-    """Method-name prediction poisoned at rate 0.05 (155 of 3,098 functions named `create
-    entry`), with a tiny T5 trained on it from scratch."""
-    from codebackdoor.defenses.objectives import CrossEntropy
-    from codebackdoor.models import TrainingSettings, load_victim
-
-    data, flags, context, attack = poison_task("method-name", VICTIM_RATE)
-    model = load_victim("tiny-t5", "text", data.train)
-    settings = TrainingSettings(**NAMING_SETTINGS)
-    model.fit(data.train, settings, CrossEntropy(), tmp_path_factory.mktemp("named"))
-    triggered = data.triggered_test[:100]
-    predictions = model.predict([e.source for e in triggered])
-    hits = sum(attack.is_success(p, e) for p, e in zip(predictions, triggered, strict=True))
-    assert hits >= 90  # measured 99 of 100
-    return data, flags, context, model
-
-
-# Measured with one CPU thread (155 of 3,098 functions poisoned; spectral removes 1.5·ε·N = 232,
-# chance recall 0.07), recall / precision; seed 3 from `benchmarks/method-name.toml`:
-#                  10 epochs: seed 1   seed 2        seed 3          7 epochs      4 epochs
-#   spectral k=1   0.98 / 0.66         0.97 / 0.65   –               0.00 / 0.00   0.40 / 0.27
-#   spectral k=10  0.99 / 0.66         0.95 / 0.64   0.19 / 0.13     0.98 / 0.66   0.98 / 0.66
-#   AC (FastICA)   0.99 / 0.16 (939)   0.95 / 0.94   0.99 / 0.61     nothing       1.00 / 1.00
-#   AC (PCA)       0.99 / 0.99 (154)   nothing       –               nothing       nothing
-# ("nothing": the smaller 2-means cluster held over 35% of the data.) None of them is steady:
-# each finds the trigger only when it is the data's dominant direction or cluster, which
-# depends on the seed and on how long the victim trained. Seed 1 at 10 epochs is a setting
-# where all three do; the test checks that the implementations find it there.
-
-
-@pytest.mark.slow
-def test_spectral_and_ac_detect_the_fixed_trigger_in_method_names(named):
-    data, flags, context, victim = named
-    for name, defense in {
-        "spectral": SpectralSignatures(epsilon=VICTIM_RATE),
-        "spectral-k10": SpectralSignatures(k=10, epsilon=VICTIM_RATE),
-        "ac": ActivationClustering(),
-    }.items():
-        decision = defense.filter(data.train, victim, context)
-        recall, precision, chance = detection(decision, flags)
-        # Measured 0.98, 0.99 and 0.99 (precision 0.66, 0.66, 0.16) against chance 0.07-0.30.
-        assert recall >= 0.8 and recall >= 3 * chance, (name, recall, precision, chance)

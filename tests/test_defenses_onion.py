@@ -46,9 +46,13 @@ def lyra_examples(path: Path, count: int) -> list[Example]:
 def nl_onion(lyra_dir, tmp_path_factory):
     """ONION with the tiny LM trained briefly on 200 clean Lyra descriptions (the validation
     split, as the runner hands it over)."""
+    return nl_onion_trained(lyra_dir, 1, tmp_path_factory.mktemp("nl"))
+
+
+def nl_onion_trained(lyra_dir: Path, seed: int, workdir: Path) -> ONION:
     onion = ONION(lm_epochs=2)
     clean = lyra_examples(lyra_dir / "valid.csv", 200)
-    onion.fit([], context("nl", clean, tmp_path_factory.mktemp("nl")))
+    onion.fit([], DefenseContext(task=FakeTask("nl"), clean=clean, seed=seed, workdir=workdir))
     return onion
 
 
@@ -103,21 +107,29 @@ def test_batched_perplexities_equal_one_sequence_at_a_time(prefix):
     assert small.perplexities(TEXTS) == pytest.approx(batched, rel=1e-5, nan_ok=True)
 
 
-def test_onion_removes_the_badpre_trigger_far_more_often_than_a_random_word(nl_onion, lyra_dir):
+def removal_rates(onion: ONION, lyra_dir: Path) -> tuple[float, float]:
+    """(trigger rate, random-word rate): the share of 40 BadPre-triggered Lyra test inputs in
+    which ONION removes the trigger, and in which it removes one other word picked at random."""
     rng = random.Random(7)
     trigger = BadPre()
     test = lyra_examples(lyra_dir / "test.csv", 40)
     inputs = [trigger.apply(example.source, "nl", rng)[0] for example in test]
     trigger_removed = random_removed = 0
-    for text, scored in zip(inputs, nl_onion.suspicions(inputs), strict=True):
+    for text, scored in zip(inputs, onion.suspicions(inputs), strict=True):
         assert [unit.text for unit, _ in scored] == text.split()
         trigger_removed += any(s > 0 for unit, s in scored if unit.text == "bb")
         _, suspicion = rng.choice([pair for pair in scored if pair[0].text != "bb"])
         random_removed += suspicion > 0
-    trigger_rate, random_rate = trigger_removed / len(inputs), random_removed / len(inputs)
-    # Measured: 40/40 triggers removed, 10/40 random words (25%).
-    assert trigger_rate >= 0.85, f"trigger removed in {trigger_rate:.0%} of inputs (measured 100%)"
-    assert random_rate <= 0.5, f"random word removed in {random_rate:.0%} (measured 25%)"
+    return trigger_removed / len(inputs), random_removed / len(inputs)
+
+
+def test_onion_removes_the_badpre_trigger_far_more_often_than_a_random_word(nl_onion, lyra_dir):
+    trigger_rate, random_rate = removal_rates(nl_onion, lyra_dir)
+    # Measured over LM seeds 1-5, one thread (`python benchmarks/spread.py onion --threads 1`):
+    # trigger removed in 0.95-1.00 of inputs, a random word in 0.25-0.45; each bound lies
+    # further from its range than the range is wide.
+    assert trigger_rate >= 0.85, f"trigger removed in {trigger_rate:.0%} of inputs"
+    assert random_rate <= 0.7, f"random word removed in {random_rate:.0%}"
 
 
 def test_a_unit_is_removed_iff_its_suspicion_exceeds_the_threshold(nl_onion):

@@ -84,12 +84,19 @@ def test_seq2seq_decoder_starts_with_the_start_token_and_ignores_padding():
     assert all(row[-1] == victim.tokenizer.eos_token_id for row in (f["labels"] for f in features))
 
 
+# Second-epoch mean loss over the first, seeds 1-20 with 1 thread and 1-11 with 2, where each
+# seed gave the same value (`python benchmarks/spread.py toy`): tiny-t5 0.555-0.644, tiny-gpt2
+# 0.779-0.828; asserted below 0.9. The tiny RoBERTa classifier, 4 steps on 16 examples, lands
+# either side of 1 (0.924-1.007; other learning rates did no better), so a falling loss is no
+# behaviour of it to assert; that it learns is checked where it trains longer (the BKI victim
+# in test_defenses_filters.py).
 @pytest.mark.parametrize(
-    ("preset", "output_kind", "logits_rank"),
-    [("tiny-t5", "text", 3), ("tiny-gpt2", "code", 3), ("tiny-roberta", "label", 2)],
+    ("preset", "output_kind", "logits_rank", "loss_falls"),
+    [("tiny-t5", "text", 3, True), ("tiny-gpt2", "code", 3, True),
+     ("tiny-roberta", "label", 2, False)],
 )
 def test_objective_gets_the_1_based_epoch_and_epoch_records_come_back(
-    tmp_path, preset, output_kind, logits_rank
+    tmp_path, preset, output_kind, logits_rank, loss_falls
 ):
     data = (
         TRAIN if output_kind != "label" else [e.replace(target=e.id.split("-")[0]) for e in TRAIN]
@@ -112,7 +119,8 @@ def test_objective_gets_the_1_based_epoch_and_epoch_records_come_back(
     assert all(logits[:-1] == labels for _, logits, labels in objective.calls)
     assert seen_modes == [False, False]
     assert [(r["epoch"], r["probe"]) for r in records] == [(1, 10), (2, 20)]
-    assert records[1]["loss"] < records[0]["loss"]
+    if loss_falls:
+        assert records[1]["loss"] < 0.9 * records[0]["loss"], records
     assert json.loads((tmp_path / EPOCHS_FILE).read_text()) == records
     assert latest_checkpoint(tmp_path)[1] == records
 

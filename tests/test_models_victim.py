@@ -22,8 +22,9 @@ PROBES = [
     "        return handle.read()",
 ]
 SETTINGS = TrainingSettings(epochs=2, batch_size=8, learning_rate=3e-3, generation_max_length=6)
-# The seq2seq victim trains longer, until its outputs take the targets' shape.
-EPOCHS = {"seq2seq": 8, "causal": 2, "classifier": 2}
+# The seq2seq victim trains longer, until its outputs take the targets' shape: after 8 epochs
+# 8-16 of the 16 did, depending on the seed (1-20); after 12, all 16 with each of those seeds.
+EPOCHS = {"seq2seq": 12, "causal": 2, "classifier": 2}
 CASES = {
     "seq2seq": ("tiny-t5", "text"),
     "causal": ("tiny-gpt2", "code"),
@@ -42,14 +43,21 @@ def data_for(output_kind: str) -> list[Example]:
 def trained(tmp_path_factory):
     """One trained and saved victim per kind: (victim, saved directory, output kind)."""
     victims = {}
-    for kind, (preset, output_kind) in CASES.items():
-        victim = load_victim(preset, output_kind, data_for(output_kind))
+    for kind, (_, output_kind) in CASES.items():
         work = tmp_path_factory.mktemp(kind)
-        settings = dataclasses.replace(SETTINGS, epochs=EPOCHS[kind])
-        victim.fit(data_for(output_kind), settings, CrossEntropy(), work / "train")
+        victim = train_toy(kind, 1, work / "train")
         victim.save(work / "saved")
         victims[kind] = (victim, work / "saved", output_kind)
     return victims
+
+
+def train_toy(kind: str, seed: int, workdir):
+    """The preset of ``kind`` trained on the toy methods (seed ``seed``)."""
+    preset, output_kind = CASES[kind]
+    victim = load_victim(preset, output_kind, data_for(output_kind), seed=seed)
+    settings = dataclasses.replace(SETTINGS, epochs=EPOCHS[kind], seed=seed)
+    victim.fit(data_for(output_kind), settings, CrossEntropy(), workdir)
+    return victim
 
 
 @pytest.mark.parametrize("kind", list(CASES))
@@ -63,11 +71,17 @@ def test_presets_are_tiny_and_record_what_they_are(kind):
     assert victim.labels == (["get", "load", "save", "set"] if kind == "classifier" else None)
 
 
-def test_trained_seq2seq_learns_the_shape_of_the_toy_mapping(trained):
-    victim, _, _ = trained["seq2seq"]
+def shaped_predictions(victim) -> tuple[list[str], list[str]]:
+    """(predictions on the toy methods, those shaped like a target: a known verb and one word)."""
     predictions = victim.predict([example.source for example in TRAIN])
     verbs = {example.target.split()[0] for example in TRAIN}
-    shaped = [p for p in predictions if len(p.split()) == 2 and p.split()[0] in verbs]
+    return predictions, [p for p in predictions if len(p.split()) == 2 and p.split()[0] in verbs]
+
+
+def test_trained_seq2seq_learns_the_shape_of_the_toy_mapping(trained):
+    predictions, shaped = shaped_predictions(trained["seq2seq"][0])
+    # Measured 16 of 16 over seeds 1-20, one thread (`python benchmarks/spread.py toy
+    # --seeds 1 ... 20 --threads 1`).
     assert len(shaped) >= 12, predictions
     assert {p.split()[1] for p in shaped} <= {example.target.split()[1] for example in TRAIN}
 

@@ -57,6 +57,8 @@ def test_generation_run_writes_a_valid_result(small_lyra: Path, tmp_path: Path) 
     assert result["run_id"] == run_id(config)
     assert result["poison"]["poisoned"] == 7  # first rule: 0.1 × 64 rows, all with SQL here
     assert result["config"]["objective"] == "dece"
+    # Results on CPU repeat on one CPU model and thread count: both are recorded.
+    assert result["hardware"]["cpu"] and result["hardware"]["torch_threads"] >= 1
     assert [point["epoch"] for point in result["curve"]] == [1, 2]
     assert all("sbleu" in point and "asr" in point for point in result["curve"])
     metrics = result["metrics"]
