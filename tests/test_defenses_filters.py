@@ -303,7 +303,7 @@ class PlantedDirection:
     def __init__(self, trigger: str, width: int = 4, shift: float = 20.0) -> None:
         self.trigger, self.width, self.shift = trigger, width, shift
 
-    def representations(self, sources, batch_size=None):
+    def representations(self, sources, batch_size=None, representation="mean"):
         import zlib
 
         rows = []
