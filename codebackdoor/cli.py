@@ -369,6 +369,11 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="train LoRA adapters (peft) instead of all weights",
     )
+    training.add_argument(
+        "--fused", action=argparse.BooleanOptionalAction, default=None,
+        help="loss fused with the output layer where supported (default: on); --no-fused "
+        "trains on the logits",
+    )
     training.add_argument("--epochs", type=int)
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float)

@@ -70,6 +70,11 @@ class RunConfig:
     generation_max_length: int = 64
     # examples of the clean and the triggered test set scored after every epoch (0: no curve)
     curve_size: int = 100
+    # Train with the loss fused with the output layer where supported (models/fused_loss.py,
+    # docs/fused-objectives.md). Only false enters the identity, so the run ids of earlier
+    # runs, which trained on logits, stay as they were: the fused path computes the same loss
+    # and gradients up to float rounding.
+    fused: bool = True
 
     def __post_init__(self) -> None:
         check_rate(self.rate)
@@ -82,6 +87,8 @@ class RunConfig:
         values = dataclasses.asdict(self)
         values["attack"] = _preset_identity(self.attack) if self.attack else None
         values["defenses"] = [_preset_identity(spec) for spec in self.defenses]
+        if self.fused:
+            del values["fused"]
         return values
 
     def run_id(self) -> str:
