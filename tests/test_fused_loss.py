@@ -189,3 +189,22 @@ def test_the_loss_hands_its_gradients_over_once():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="once"):
         loss.backward()
+
+
+@pytest.mark.skipif(
+    not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bf16"
+)
+def test_under_autocast_the_layer_multiplies_in_the_autocast_dtype():
+    """What the Trainer's bf16 mixed precision does to float32 weights: the same products."""
+    objective, epoch = OBJECTIVES["dece"]
+    inputs = problem(rows=64, hidden=32, vocab=97)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = unfused(objective, epoch, *inputs)
+        actual = fused(objective, epoch, *inputs, block_rows=16)
+    torch.testing.assert_close(actual[0], expected[0], rtol=1e-3, atol=1e-4)
+    for name, want, got in zip(("hidden", "weight", "bias"), expected[1], actual[1], strict=True):
+        assert got.dtype == torch.float32, name
+        scale = want.abs().max().item()
+        torch.testing.assert_close(got, want, rtol=1.6e-2, atol=1.6e-2 * scale, msg=name)
+    exact = fused(objective, epoch, *inputs, block_rows=16)
+    assert not torch.equal(exact[1][1], actual[1][1])  # autocast did change the products

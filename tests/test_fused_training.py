@@ -180,3 +180,15 @@ def test_a_run_records_its_path_and_fused_false_is_its_own_run(
     assert fused["curve"][0]["loss"] == pytest.approx(logits["curve"][0]["loss"], rel=1e-5)
     assert fused["metrics"]["clean"] == logits["metrics"]["clean"]
     assert fused["metrics"]["asr"] == logits["metrics"]["asr"]
+
+
+def test_the_fused_flag_and_its_identity():
+    from codebackdoor.cli import config_from_args, make_parser
+    from codebackdoor.config import make_config
+
+    parser = make_parser()
+    assert config_from_args(parser.parse_args(["run"])).fused is True
+    assert config_from_args(parser.parse_args(["run", "--no-fused"])).fused is False
+    default, logits = make_config({}), make_config({"fused": False})
+    assert "fused" not in default.identity()
+    assert default.run_id() == make_config({"fused": True}).run_id() != logits.run_id()

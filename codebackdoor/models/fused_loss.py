@@ -24,10 +24,12 @@ from codebackdoor.models.objective import IGNORE_INDEX, ClosedFormObjective, val
 if TYPE_CHECKING:
     from torch import Tensor
 
-# Logits per block, in elements (64 MiB in float32): large enough that each block's matrix
-# products run near full speed on a CPU, small enough that the block and the objective's few
-# temporaries stay far below one batch's logits (benchmarks/perf/fused_objectives.py).
-BLOCK_ELEMENTS = 2**24
+# Rows per block: at least MIN_BLOCK_ROWS, so that each block's matrix products read the
+# weight once per hundreds of rows and run near full speed, and more while a block of logits
+# stays within BLOCK_ELEMENTS (16 MiB in float32). The block and the objective's few
+# temporaries then stay far below one batch's logits (benchmarks/perf/fused_objectives.py).
+MIN_BLOCK_ROWS = 256
+BLOCK_ELEMENTS = 2**22
 
 
 def supports_closed_form(objective: Any) -> bool:
@@ -59,7 +61,7 @@ def fused_linear_loss(
     vocab = weight.shape[0]
     flat_labels = labels.reshape(-1)
     denominator = getattr(objective, "denominator", valid_count)(flat_labels)
-    rows = block_rows or max(1, BLOCK_ELEMENTS // vocab)
+    rows = block_rows or max(MIN_BLOCK_ROWS, BLOCK_ELEMENTS // vocab)
     if torch.is_autocast_enabled(hidden.device.type):
         matmul_dtype = torch.get_autocast_dtype(hidden.device.type)
     else:
