@@ -122,7 +122,9 @@ def _function() -> type:
                     grad = grad.to(matmul_dtype)
                     if want_hidden:
                         grad_hidden.index_copy_(0, block, (grad @ layer_weight).to(hidden.dtype))
-                    if want_weight:
+                    if want_weight and grad_weight.dtype == matmul_dtype:
+                        grad_weight.addmm_(grad.T, block_hidden)  # no V × H temporary
+                    elif want_weight:
                         grad_weight.add_(grad.T @ block_hidden)
                     if want_bias:
                         grad_bias.add_(grad.sum(0))
