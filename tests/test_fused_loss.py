@@ -208,3 +208,16 @@ def test_under_autocast_the_layer_multiplies_in_the_autocast_dtype():
         torch.testing.assert_close(got, want, rtol=1.6e-2, atol=1.6e-2 * scale, msg=name)
     exact = fused(objective, epoch, *inputs, block_rows=16)
     assert not torch.equal(exact[1][1], actual[1][1])  # autocast did change the products
+
+
+def test_the_objective_sees_one_block_of_real_rows_at_a_time():
+    seen = []
+
+    class Spy(CrossEntropy):
+        def closed_form(self, logits, labels, epoch):
+            seen.append((logits.shape[0], bool((labels == IGNORE_INDEX).any())))
+            return super().closed_form(logits, labels, epoch)
+
+    h, w, b, labels = problem(rows=37, ignored=5)  # 8 ignored, 29 real rows
+    fused_linear_loss(h, w, b, labels, Spy(), 1, block_rows=10)
+    assert seen == [(10, False), (10, False), (9, False)]
