@@ -468,6 +468,11 @@ def make_parser() -> argparse.ArgumentParser:
         "--gradient-checkpointing", action="store_true", default=None,
         help="recompute activations in the backward pass (less memory, more compute)",
     )
+    training.add_argument(
+        "--fused", action=argparse.BooleanOptionalAction, default=None,
+        help="loss fused with the output layer where supported (default: on); --no-fused "
+        "trains on the logits",
+    )
     training.add_argument("--epochs", type=int)
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float)

@@ -72,6 +72,10 @@ class RunConfig:
     generation_max_length: int = 64
     # examples of the clean and the triggered test set scored after every epoch (0: no curve)
     curve_size: int = 100
+    # Train with the loss fused with the output layer where supported (models/fused_loss.py,
+    # docs/fused-objectives.md); at its default it stays out of the run identity
+    # (codebackdoor.identity.LATER_FIELDS).
+    fused: bool = True
 
     def __post_init__(self) -> None:
         check_rate(self.rate)

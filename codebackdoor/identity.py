@@ -30,6 +30,8 @@ EDGE_BYTES = 4 << 20
 LATER_FIELDS: dict[str, Any] = {
     "precision": RunConfig.precision,
     "gradient_checkpointing": RunConfig.gradient_checkpointing,
+    # The fused loss computes the logits path's loss and gradients up to float rounding.
+    "fused": RunConfig.fused,
 }
 
 

@@ -294,7 +294,7 @@ def _result_document(
             ],
             "objective": plan.objective.name,
             "model": {"spec": config.model, **victim.spec},
-            "training": {**settings.__dict__},
+            "training": {**settings.__dict__, "loss_path": _loss_path(curve)},
             "seed": config.seed,
             "curve_size": config.curve_size,
             "requested": values,
@@ -310,6 +310,12 @@ def _result_document(
         "predictions": {"path": PREDICTIONS_FILE, "sha256": file_sha256(predictions_path),
                         "lines": lines},
     }
+
+
+def _loss_path(curve: list[dict[str, Any]]) -> str | None:
+    """How the training losses were computed ("fused", "logits"), from the epoch records."""
+    paths = {record["loss_path"] for record in curve if record.get("loss_path")}
+    return "+".join(sorted(paths)) or None
 
 
 def _load_splits(task: Any) -> Any:
@@ -340,6 +346,7 @@ def _training_settings(config: RunConfig, plan: DefensePlan) -> TrainingSettings
         max_source_length=config.max_source_length, max_target_length=config.max_target_length,
         generation_max_length=config.generation_max_length, seed=config.seed,
         precision=config.precision, gradient_checkpointing=config.gradient_checkpointing,
+        fused=config.fused,
     )
 
 

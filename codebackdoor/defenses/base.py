@@ -69,6 +69,16 @@ class ObjectiveDefense(Defense):
         """
         raise NotImplementedError
 
+    def denominator(self, labels: Tensor) -> Tensor:
+        """What the summed loss is divided by: the number of non-ignored labels (at least 1).
+
+        An objective that also defines ``closed_form`` (``models.objective.ClosedFormObjective``)
+        trains fused with the output layer, and the fused path divides by this.
+        """
+        from codebackdoor.models.objective import valid_count
+
+        return valid_count(labels)
+
 
 @dataclass
 class DefenseContext:

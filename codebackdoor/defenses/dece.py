@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from codebackdoor.defenses.base import ObjectiveDefense
-from codebackdoor.defenses.objectives import mean_cross_entropy
+from codebackdoor.defenses.objectives import cross_entropy_closed_form, mean_cross_entropy
 from codebackdoor.errors import UserError
-from codebackdoor.models.objective import IGNORE_INDEX
+from codebackdoor.models.objective import IGNORE_INDEX, valid_count
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -106,6 +106,18 @@ class DeCE(ObjectiveDefense):
             compile=self.compile,
         )
 
+    def closed_form(self, logits: Tensor, labels: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        if epoch < 1:
+            raise ValueError(f"epoch is 1-based, got {epoch}")
+        if epoch <= self.warmup_epochs:
+            return cross_entropy_closed_form(logits, labels)
+        return dece_closed_form(
+            logits, labels, alpha=self.alpha(epoch), epsilon=self.epsilon, compile=self.compile
+        )
+
+    def denominator(self, labels: Tensor) -> Tensor:
+        return _denominator(labels, self.reduction)
+
 
 def dece_loss(
     logits: Tensor,
@@ -134,28 +146,69 @@ def dece_loss(
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"labels {tuple(labels.shape)} do not match logits {tuple(logits.shape)}")
     compute_dtype = torch.promote_types(logits.dtype, torch.float32)
-    off = epsilon / (vocab - 1)
-    coefficients = torch.tensor(
-        [alpha, 1.0 - epsilon, off, (1.0 - alpha) * (1.0 - epsilon), (1.0 - alpha) * off],
-        dtype=compute_dtype,
-        device=logits.device,
+    denominator = _denominator(labels, reduction).to(device=logits.device, dtype=compute_dtype)
+    coefficients = _coefficients(
+        vocab, alpha, epsilon, 1.0 / denominator, dtype=compute_dtype, device=logits.device
     )
-    if reduction == "mean":
-        denominator = (labels != IGNORE_INDEX).sum().clamp(min=1).to(compute_dtype).reshape(1)
-    else:
-        denominator = coefficients.new_full((1,), max(labels.numel(), 1))
-    coefficients = torch.cat([coefficients, 1.0 / denominator])
-    compiled = _compiled_kernel() if compile else None
-    if compiled is not None and compiled.compiled is not None:
-        kernel, rows = compiled, COMPILED_BLOCK_ROWS
-    else:  # also once compiling has failed: eager blocks suit the eager kernel
-        kernel, rows = _eager_block, max(1, EAGER_BLOCK_ELEMENTS // vocab)
+    kernel, rows = _kernel(compile, vocab)
     # Inside forward, needs_input_grad ignores torch.no_grad; evaluation must not pay for an
     # N×V gradient.
     want_grad = torch.is_grad_enabled() and logits.requires_grad
     return _autograd_function().apply(
         logits, labels, coefficients, kernel, chunk_rows or rows, want_grad
     )
+
+
+def dece_closed_form(
+    logits: Tensor, labels: Tensor, *, alpha: float, epsilon: float, compile: bool = True
+) -> tuple[Tensor, Tensor]:
+    """The summed DeCE of rows whose labels are all real, and its gradient on the logits: the
+    same kernels as ``dece_loss``, for the path fused with the output layer."""
+    import torch
+
+    vocab = logits.shape[-1]
+    if vocab < 2:
+        raise ValueError(f"DeCE needs at least 2 classes, got V = {vocab}")
+    coefficients = _coefficients(
+        vocab, alpha, epsilon, torch.ones((), dtype=logits.dtype, device=logits.device),
+        dtype=logits.dtype, device=logits.device,
+    )
+    kernel, _ = _kernel(compile, vocab)
+    grad = torch.empty_like(logits)
+    return kernel(logits, labels, coefficients, grad), grad
+
+
+def _denominator(labels: Tensor, reduction: Reduction) -> Tensor:
+    import torch
+
+    if reduction == "mean":
+        return valid_count(labels)
+    return torch.tensor(max(labels.numel(), 1))
+
+
+def _coefficients(
+    vocab: int, alpha: float, epsilon: float, scale: Tensor, *, dtype: object, device: object
+) -> Tensor:
+    """The kernels' constants: α, the smoothed target's two values, the blend's two label
+    shares, and ``scale``, the weight of every row's loss."""
+    import torch
+
+    off = epsilon / (vocab - 1)
+    constants = torch.tensor(
+        [alpha, 1.0 - epsilon, off, (1.0 - alpha) * (1.0 - epsilon), (1.0 - alpha) * off],
+        dtype=dtype,
+        device=device,
+    )
+    return torch.cat([constants, scale.reshape(1)])
+
+
+def _kernel(compile: bool, vocab: int) -> tuple[Kernel, int]:
+    """The block kernel and its rows per block: compiled where asked and possible."""
+    compiled = _compiled_kernel() if compile else None
+    if compiled is not None and compiled.compiled is not None:
+        return compiled, COMPILED_BLOCK_ROWS
+    # also once compiling has failed: eager blocks suit the eager kernel
+    return _eager_block, max(1, EAGER_BLOCK_ELEMENTS // vocab)
 
 
 def dense_dece_loss(

@@ -35,6 +35,28 @@ def mean_cross_entropy(logits: Tensor, labels: Tensor, label_smoothing: float = 
     return total / (flat_labels != IGNORE_INDEX).sum().clamp(min=1)
 
 
+def cross_entropy_closed_form(
+    logits: Tensor, labels: Tensor, label_smoothing: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    """The summed cross-entropy of rows whose labels are all real, and its gradient on the
+    logits (softmax minus the target), with ``mean_cross_entropy``'s label smoothing.
+
+    One rows × V temporary: the log-probabilities become the gradient in place.
+    """
+    import torch
+
+    gold = labels.unsqueeze(1)
+    grad = torch.log_softmax(logits, dim=1)
+    loss = -(1.0 - label_smoothing) * grad.gather(1, gold).sum()
+    if label_smoothing:
+        loss = loss - label_smoothing / logits.shape[1] * grad.sum()
+    grad.exp_()
+    grad.scatter_add_(1, gold, grad.new_full(gold.shape, label_smoothing - 1.0))
+    if label_smoothing:
+        grad.sub_(label_smoothing / logits.shape[1])
+    return loss, grad
+
+
 @dataclass
 class CrossEntropy(ObjectiveDefense):
     """Token-level cross-entropy: training with no defense."""
@@ -45,6 +67,9 @@ class CrossEntropy(ObjectiveDefense):
 
     def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
         return mean_cross_entropy(logits, labels)
+
+    def closed_form(self, logits: Tensor, labels: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        return cross_entropy_closed_form(logits, labels)
 
 
 @dataclass
@@ -70,6 +95,9 @@ class LabelSmoothing(ObjectiveDefense):
 
     def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
         return mean_cross_entropy(logits, labels, label_smoothing=self.epsilon)
+
+    def closed_form(self, logits: Tensor, labels: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        return cross_entropy_closed_form(logits, labels, label_smoothing=self.epsilon)
 
 
 @dataclass
@@ -100,3 +128,6 @@ class ModerateFitting(ObjectiveDefense):
 
     def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
         return mean_cross_entropy(logits, labels)
+
+    def closed_form(self, logits: Tensor, labels: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        return cross_entropy_closed_form(logits, labels)

@@ -51,6 +51,9 @@ class GeneralizedCrossEntropy(ObjectiveDefense):
     def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
         return gce_loss(logits, labels, q=self.q)
 
+    def closed_form(self, logits: Tensor, labels: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        return gce_closed_form(logits, labels, q=self.q)
+
 
 @dataclass
 class InTrust(ObjectiveDefense):
@@ -86,6 +89,11 @@ class InTrust(ObjectiveDefense):
     def loss(self, logits: Tensor, labels: Tensor, epoch: int) -> Tensor:
         return in_trust_loss(logits, labels, alpha=self.alpha, beta=self.beta, delta=self.delta)
 
+    def closed_form(self, logits: Tensor, labels: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        return in_trust_closed_form(
+            logits, labels, alpha=self.alpha, beta=self.beta, delta=self.delta
+        )
+
 
 def gce_loss(logits: Tensor, labels: Tensor, *, q: float) -> Tensor:
     """Mean GCE of ``logits`` (..., V) against ``labels`` (...), -100 = ignored."""
@@ -104,6 +112,58 @@ def gce_loss(logits: Tensor, labels: Tensor, *, q: float) -> Tensor:
     )
     per_position = -torch.expm1(-q * nll) / q  # ignored positions have nll 0, so 0 here
     return per_position.sum() / (flat_labels != IGNORE_INDEX).sum().clamp(min=1)
+
+
+def gce_closed_form(logits: Tensor, labels: Tensor, *, q: float) -> tuple[Tensor, Tensor]:
+    """The summed GCE of rows whose labels are all real, and its gradient on the logits:
+    p_y^q (softmax - one-hot), the cross-entropy's gradient weighted by ∂GCE/∂CE = p_y^q."""
+    import torch
+
+    gold = labels.unsqueeze(1)
+    grad = torch.log_softmax(logits, dim=1)
+    gold_log_probability = grad.gather(1, gold)
+    loss = (-torch.expm1(q * gold_log_probability) / q).sum()
+    grad.exp_().scatter_add_(1, gold, grad.new_full(gold.shape, -1.0))
+    return loss, grad.mul_(torch.exp(q * gold_log_probability))
+
+
+def in_trust_closed_form(
+    logits: Tensor, labels: Tensor, *, alpha: float, beta: float, delta: float
+) -> tuple[Tensor, Tensor]:
+    """The summed in-trust loss of rows whose labels are all real, and its gradient on the logits.
+
+    With p̃ = max(p, 1e-7) and c_i the clamped label's share (1 - δ on the gold token,
+    (1 - δ)·1e-4 elsewhere), DCE's slope is g_i = -log(δp̃_i + c_i) - δp̃_i / (δp̃_i + c_i)
+    (0 where the clamp is active, as its derivative makes it), and through the softmax
+    ∂DCE/∂z_k = p_k (g_k - Σ_j p_j g_j); CE's gradient is p - one-hot.
+    """
+    import torch
+
+    gold = labels.unsqueeze(1)
+    probabilities = torch.log_softmax(logits, dim=1)
+    cross_entropy = -probabilities.gather(1, gold).sum()
+    probabilities.exp_()
+    clamped = probabilities.clamp(min=PROBABILITY_FLOOR)
+    off_target = (1.0 - delta) * LABEL_FLOOR
+    slope = clamped * delta + off_target
+    ratio = torch.div(clamped, slope).mul_(delta)
+    slope.log_()  # log of the blend, as if every token were off-target
+    # einsum runs as a batched matrix product: no rows × V temporary.
+    dce = -torch.einsum("nv,nv->n", clamped, slope)
+    slope.add_(ratio).neg_()
+    del ratio
+    gold_clamped = clamped.gather(1, gold)
+    del clamped
+    gold_blend = delta * gold_clamped + (1.0 - delta)
+    dce = dce.unsqueeze(1) - gold_clamped * (
+        torch.log(gold_blend) - torch.log(delta * gold_clamped + off_target)
+    )
+    slope.scatter_(1, gold, -torch.log(gold_blend) - delta * gold_clamped / gold_blend)
+    slope.masked_fill_(probabilities < PROBABILITY_FLOOR, 0.0)
+    expected_slope = torch.einsum("nv,nv->n", probabilities, slope).unsqueeze(1)
+    grad = slope.sub_(expected_slope).mul_(probabilities).mul_(beta)
+    grad.add_(probabilities, alpha=alpha).scatter_add_(1, gold, grad.new_full(gold.shape, -alpha))
+    return alpha * cross_entropy + beta * dce.sum(), grad
 
 
 def in_trust_loss(

@@ -16,20 +16,36 @@ from transformers.trainer_callback import PrinterCallback
 
 from codebackdoor.io import atomic_write_json
 from codebackdoor.models.checkpoints import EPOCHS_FILE, STEPS_FILE
+from codebackdoor.models.fused_loss import fused_linear_loss, supports_closed_form
 from codebackdoor.models.objective import Objective, next_token_labels
+from codebackdoor.models.output_layer import output_layer
 
 
 class ObjectiveTrainer(Trainer):
-    """A Trainer whose loss is ``objective.loss(logits, labels, epoch)``."""
+    """A Trainer whose loss is ``objective.loss(logits, labels, epoch)``.
+
+    With ``fused`` (and an objective with a closed form, on a model family whose output layer
+    is known) the loss is computed fused with the output layer from the last hidden states
+    instead (``models.fused_loss``): the same value and gradients without the batch's logits.
+    """
 
     # The objective returns a mean over its batch; the Trainer still divides it by the
     # number of gradient accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args: Any, objective: Objective, kind: str, **kwargs: Any):
+    def __init__(
+        self, *args: Any, objective: Objective, kind: str, fused: bool = True, **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
         self.objective = objective
         self.kind = kind
+        self.output_layer = (
+            output_layer(self.model, kind)
+            if fused and supports_closed_form(objective)
+            else None
+        )
+        # The paths the steps took since the last take_loss_paths().
+        self.loss_paths: set[str] = set()
         # The stock progress callbacks print every log dict to stdout; ours shows the
         # loss on the bar only, and nothing at all when stderr is not a terminal.
         self.remove_callback(PrinterCallback)
@@ -46,11 +62,26 @@ class ObjectiveTrainer(Trainer):
     ) -> Any:
         features = {key: value for key, value in inputs.items() if key != "labels"}
         labels = inputs["labels"]
-        outputs = model(**features)
         if self.kind == "causal":
             labels = next_token_labels(labels)
+        # A wrapped model (DataParallel, DDP) must run through its wrapper: logits path.
+        if self.output_layer is not None and model is self.model and not return_outputs:
+            self.loss_paths.add("fused")
+            head = self.output_layer.layer
+            return fused_linear_loss(
+                self.output_layer.hidden_states(features), head.weight, head.bias, labels,
+                self.objective, self.current_epoch(),
+            )
+        self.loss_paths.add("logits")
+        outputs = model(**features)
         loss = self.objective.loss(outputs.logits, labels, self.current_epoch())
         return (loss, outputs) if return_outputs else loss
+
+    def take_loss_paths(self) -> str | None:
+        """How the losses since the last call were computed: "fused", "logits", both joined
+        by "+", or None when no step ran."""
+        paths, self.loss_paths = self.loss_paths, set()
+        return "+".join(sorted(paths)) or None
 
     def current_epoch(self) -> int:
         # state.epoch is the fractional progress after the last optimizer step: exactly
@@ -64,7 +95,8 @@ class QuietProgress(ProgressCallback):
             self.training_bar.set_postfix(loss=f"{logs['loss']:.4g}")
 
 class EpochRecorder(TrainerCallback):
-    """Builds one record per epoch and writes the list beside each checkpoint.
+    """Builds one record per epoch and writes the list beside each checkpoint; with
+    ``loss_paths``, each record says how its epoch's loss was computed ("loss_path").
 
     The Trainer's order at an epoch's end is: on_epoch_end (the caller's measurements,
     model in eval mode), on_log (the epoch's mean loss), checkpoint, on_save.
@@ -75,10 +107,12 @@ class EpochRecorder(TrainerCallback):
         records: list[dict[str, Any]],
         on_epoch_end: Callable[[int], dict] | None,
         output_dir: Path,
+        loss_paths: Callable[[], str | None] | None = None,
     ):
         self.records = records
         self.measure = on_epoch_end
         self.output_dir = output_dir
+        self.loss_paths = loss_paths
         self.pending: dict[str, Any] = {}
 
     def on_epoch_end(
@@ -97,6 +131,8 @@ class EpochRecorder(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
         if logs and "loss" in logs:
             self.pending["loss"] = logs["loss"]
+            if self.loss_paths is not None:
+                self.pending["loss_path"] = self.loss_paths()
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any):
         self.records.append(self.pending)

@@ -62,6 +62,9 @@ class TrainingSettings:
     # "auto": bf16 mixed precision on a GPU that supports it, float32 elsewhere.
     precision: str = RunConfig.precision
     gradient_checkpointing: bool = RunConfig.gradient_checkpointing
+    # The loss fused with the output layer where the objective and the model family allow it
+    # (models.fused_loss); each epoch record says which path trained ("loss_path").
+    fused: bool = RunConfig.fused
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -238,7 +241,10 @@ def train(
 
     def recorder(saved: Any) -> tuple[Any, list[dict[str, Any]]]:
         records = list(saved or [])
-        return trainer_module().EpochRecorder(records, on_epoch_end, Path(output_dir)), records
+        callback = trainer_module().EpochRecorder(
+            records, on_epoch_end, Path(output_dir), getattr(trainer, "take_loss_paths", None)
+        )
+        return callback, records
 
     return _fit(trainer, Path(output_dir), EPOCHS_FILE, recorder, resume=resume)
 
@@ -364,7 +370,7 @@ def build_trainer(
         base.prepare_decoder_input_ids_from_labels if kind == "seq2seq" else None,
     )
     return _new_trainer(model, tokenizer, kind, training_arguments(settings, output_dir),
-                        features, collator, objective)
+                        features, collator, objective, fused=settings.fused)
 
 
 def _new_trainer(
@@ -375,9 +381,12 @@ def _new_trainer(
     dataset: Any,
     collator: Callable[[list[Any]], dict[str, Tensor]],
     objective: Objective | None,
+    *,
+    fused: bool = False,
 ) -> Any:
     """transformers' plain Trainer when ``objective`` is None (the model computes its loss),
-    else the Trainer whose loss is the objective's."""
+    else the Trainer whose loss is the objective's, fused with the output layer if ``fused``
+    and supported. Step fits (pretraining) keep the logits path."""
     from transformers import Trainer
 
     common = {
@@ -389,7 +398,8 @@ def _new_trainer(
     }
     if objective is None:
         return Trainer(**common)
-    return trainer_module().ObjectiveTrainer(**common, objective=objective, kind=kind)
+    return trainer_module().ObjectiveTrainer(**common, objective=objective, kind=kind,
+                                             fused=fused)
 
 
 @contextlib.contextmanager
