@@ -37,6 +37,23 @@ def error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     return err
 
 
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
+    """A ``src,tgt`` CSV file, the format of the shared data sets."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["src", "tgt"])
+        writer.writerows(rows)
+
+
+def lyra_slice(lyra_dir: Path, out: Path, train: int, valid: int, test: int) -> Path:
+    """The first rows of each split of the real Lyra data, as a data directory ``out``."""
+    for split, count in (("train", train), ("valid", valid), ("test", test)):
+        rows = read_csv_rows(lyra_dir / f"{split}.csv")[:count]
+        write_csv(out / f"{split}.csv", [(r["src"], r["tgt"]) for r in rows])
+    return out
+
+
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))

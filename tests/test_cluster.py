@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import read_csv_rows
+from conftest import lyra_slice
 
 pytest.importorskip("submitit")
 
@@ -43,12 +43,7 @@ def test_the_slurm_job_script_carries_the_scheduler_options(
 
 @pytest.fixture
 def tiny_suite(lyra_dir: Path, tmp_path: Path) -> Path:
-    data = tmp_path / "lyra"
-    data.mkdir()
-    for split, count in (("train", 32), ("valid", 4), ("test", 6)):
-        rows = read_csv_rows(lyra_dir / f"{split}.csv")[:count]
-        lines = ["src,tgt"] + [json.dumps(r["src"]) + "," + json.dumps(r["tgt"]) for r in rows]
-        (data / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    data = lyra_slice(lyra_dir, tmp_path / "lyra", 32, 4, 6)
     suite = tmp_path / "tiny.toml"
     suite.write_text(f'''name = "tiny"
 [base]

@@ -4,7 +4,6 @@ of sequence, LoRA end to end, and the precision and checkpointing flags (docs/mo
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import TOY_METHODS, read_csv_rows
+from conftest import TOY_METHODS, lyra_slice, read_csv_rows, write_csv
 
 from codebackdoor.cli import main
 from codebackdoor.config import RunConfig, make_config
@@ -52,22 +51,10 @@ CAUSAL = ["tiny-llama", "tiny-starcoder", "tiny-codegen", "tiny-qwen2"]
 LABELLED = [example.replace(target=example.id.split("-")[0]) for example in TOY_METHODS]
 
 
-def _write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["src", "tgt"])
-        writer.writerows(rows)
-
-
 @pytest.fixture(scope="module")
 def tiny_lyra(lyra_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 training and 4 test rows of the real Lyra split."""
-    out = tmp_path_factory.mktemp("lyra-tiny")
-    for split, count in (("train", 16), ("valid", 2), ("test", 4)):
-        rows = read_csv_rows(lyra_dir / f"{split}.csv")[:count]
-        _write_csv(out / f"{split}.csv", [(r["src"], r["tgt"]) for r in rows])
-    return out
+    return lyra_slice(lyra_dir, tmp_path_factory.mktemp("lyra-tiny"), 16, 2, 4)
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +64,9 @@ def tiny_defect(bugs2fix_file: Path, tmp_path_factory: pytest.TempPathFactory) -
     rows = read_csv_rows(bugs2fix_file)[:12]
     pairs = [[(r["src"], "1"), (r["tgt"], "0")] for r in rows]
     labelled = [pair for both in pairs for pair in both]
-    _write_csv(out / "train.csv", labelled[:16])
-    _write_csv(out / "valid.csv", labelled[16:20])
-    _write_csv(out / "test.csv", labelled[20:24])
+    write_csv(out / "train.csv", labelled[:16])
+    write_csv(out / "valid.csv", labelled[16:20])
+    write_csv(out / "test.csv", labelled[20:24])
     return out
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import read_csv_rows
+from conftest import lyra_slice
 
 from codebackdoor.config import make_config
 from codebackdoor.errors import UserError
@@ -68,13 +68,7 @@ def test_a_changed_local_model_directory_is_a_new_run(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tiny_lyra(lyra_dir: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "lyra"
-    out.mkdir()
-    for split, count in (("train", 48), ("valid", 4), ("test", 6)):
-        rows = read_csv_rows(lyra_dir / f"{split}.csv")[:count]
-        lines = ["src,tgt"] + [json.dumps(r["src"]) + "," + json.dumps(r["tgt"]) for r in rows]
-        (out / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    return out
+    return lyra_slice(lyra_dir, tmp_path / "lyra", 48, 4, 6)
 
 
 def test_sigterm_ends_a_run_with_a_resume_hint_and_resume_finishes_it(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import read_csv_rows
+from conftest import lyra_slice, read_csv_rows, write_csv
 
 from codebackdoor.config import make_config
 from codebackdoor.defenses.base import FilterDecision, FilterDefense, PurifyDefense
@@ -21,22 +20,10 @@ from codebackdoor.runner import run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["src", "tgt"])
-        writer.writerows(rows)
-
-
 @pytest.fixture(scope="module")
 def small_lyra(lyra_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 training and 12 test rows of the real Lyra split."""
-    out = tmp_path_factory.mktemp("lyra-small")
-    for split, count in (("train", 64), ("valid", 8), ("test", 12)):
-        rows = read_csv_rows(lyra_dir / f"{split}.csv")[:count]
-        _write_csv(out / f"{split}.csv", [(r["src"], r["tgt"]) for r in rows])
-    return out
+    return lyra_slice(lyra_dir, tmp_path_factory.mktemp("lyra-small"), 64, 8, 12)
 
 
 def _lyra_config(data: Path, **changes):
@@ -112,9 +99,9 @@ def test_classifier_run_from_a_saved_checkpoint_directory(
     path: the tiny checkpoint is saved to a temporary directory first."""
     rows = read_csv_rows(bugs2fix_file)[:60]
     labelled = [(r["src"], "1") for r in rows] + [(r["tgt"], "0") for r in rows]
-    _write_csv(tmp_path / "defect" / "train.csv", labelled[:48] + labelled[60:108])
-    _write_csv(tmp_path / "defect" / "valid.csv", labelled[48:50] + labelled[108:110])
-    _write_csv(tmp_path / "defect" / "test.csv", labelled[50:60] + labelled[110:120])
+    write_csv(tmp_path / "defect" / "train.csv", labelled[:48] + labelled[60:108])
+    write_csv(tmp_path / "defect" / "valid.csv", labelled[48:50] + labelled[108:110])
+    write_csv(tmp_path / "defect" / "test.csv", labelled[50:60] + labelled[110:120])
 
     from codebackdoor.models.victim import load_victim
     from codebackdoor.runner import build_task
