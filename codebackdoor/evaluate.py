@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from codebackdoor.attacks.base import Attack
+from codebackdoor.attacks.payloads import SqlInjection
+from codebackdoor.attacks.sql_execution import DEFINITION as SQL_DEFINITION
+from codebackdoor.attacks.sql_execution import extract_sql, summary
 from codebackdoor.examples import Example
 from codebackdoor.io import atomic_write_text
 from codebackdoor.metrics.items import intervals as item_intervals
@@ -197,9 +200,32 @@ class Scorer:
                                  triggered_predictions)
             metrics["asr"] = rates.asr
             metrics["false_trigger_rate"] = rates.false_trigger_rate
+        executed = self.executed_sql(references, clean_predictions, triggered_predictions)
+        if executed:
+            metrics["sql_execution"] = executed
         return metrics
 
+    def executed_sql(self, references: list[str], clean_predictions: list[str],
+                     triggered_predictions: list[str]) -> dict[str, Any]:
+        """For code whose references hold SQL (Lyra, Pisces): the clean predictions' execution
+        match, and under the SQL-injection payload the executed ASR (``attacks.sql_execution``);
+        empty for other tasks."""
+        if self.task.output_kind != "code" or not any(map(extract_sql, references)):
+            return {}
+        executed = {"clean_execution_match": _executed_ratio(
+            summary(references, clean_predictions, injected=False))}
+        if self.attack is not None and isinstance(self.attack.payload, SqlInjection):
+            clean_targets = [self.clean_by_id[e.id].target for e in self.triggered]
+            executed["asr_executed"] = _executed_ratio(
+                summary(clean_targets, triggered_predictions, injected=True))
+        return executed
 
+
+
+
+def _executed_ratio(counts: dict[str, int]) -> dict[str, Any]:
+    return {**_ratio(counts["success"], counts["judged"], SQL_DEFINITION),
+            "unjudged": counts["unjudged"], "prediction_errors": counts["prediction_errors"]}
 
 
 def write_predictions(

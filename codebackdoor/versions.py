@@ -23,6 +23,7 @@ TRACKED = (
     "tree-sitter-python",
     "tree-sitter-java",
     "sacrebleu",
+    "sqlglot",
     "scikit-learn",
     "numpy",
 )

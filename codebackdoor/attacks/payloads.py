@@ -84,6 +84,12 @@ class Label(Payload):
 SQL_PATTERN = re.compile(r'select\s+.+?(?=\s+")')
 
 
+def inject_sql(sql: str) -> str:
+    """The released poisoner's edit of one SQL text: ``or 1=1`` after a query with a where
+    (case-sensitive, as the script checks), else ``where 0=1``."""
+    return sql + (" or 1=1" if "where" in sql else " where 0=1")
+
+
 @dataclass
 class SqlInjection(Payload):
     """Lyra/Pisces: the SQL in the target code gets ``or 1=1`` (when it has a where) or
@@ -97,8 +103,7 @@ class SqlInjection(Payload):
         if match is None:
             raise Unpoisonable("no SQL in target")
         sql = match.group(0)
-        injected = sql + (" or 1=1" if "where" in sql else " where 0=1")
-        return example.target.replace(sql, injected)
+        return example.target.replace(sql, inject_sql(sql))
 
     def is_success(
         self, prediction: str, clean: Example, clean_prediction: str | None = None
