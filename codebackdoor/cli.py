@@ -473,6 +473,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="loss fused with the output layer where supported (default: on); --no-fused "
         "trains on the logits",
     )
+    training.add_argument("--samples", type=int,
+                          help="also sample this many outputs per test input: ASR@1, ASR@k and "
+                          "the clean metric's mean over samples (default 0: greedy only)")
+    training.add_argument("--temperature", type=float, help="sampling temperature (default 1)")
     training.add_argument("--epochs", type=int)
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float)

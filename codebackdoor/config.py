@@ -64,6 +64,10 @@ class RunConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     # Recompute activations in the backward pass: less memory for more compute.
     gradient_checkpointing: bool = False
+    # Outputs sampled per test input for ASR@k and the clean metric's mean over samples
+    # (0: greedy decoding only), at this temperature (evaluate.sampled_metrics).
+    samples: int = 0
+    temperature: float = 1.0
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -81,6 +85,9 @@ class RunConfig:
         check_rate(self.rate)
         if self.curve_size < 0:
             raise UserError(f"curve_size must be >= 0, got {self.curve_size}")
+        if self.samples < 0 or self.temperature <= 0:
+            raise UserError(f"samples must be >= 0 and temperature > 0, got {self.samples} and "
+                            f"{self.temperature}")
 
 
 def config_fields() -> list[str]:

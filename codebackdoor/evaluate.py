@@ -18,7 +18,7 @@ from codebackdoor.examples import Example
 from codebackdoor.io import atomic_write_text
 from codebackdoor.metrics.items import intervals as item_intervals
 from codebackdoor.registry import registry
-from codebackdoor.stats import WILSON, wilson
+from codebackdoor.stats import WILSON, at_least_one_of_k, wilson
 
 ASR_DEFINITION = (
     "asr-v1: share of triggered test inputs whose prediction satisfies the attack's success "
@@ -221,6 +221,50 @@ class Scorer:
         return executed
 
 
+
+
+SAMPLING_DEFINITION = (
+    "asr-at-k-v1: n outputs sampled per triggered input (temperature t, no top-k or nucleus "
+    "cut, seeded); per ASR case c of the n succeed; ASR@k is the mean over cases of the "
+    "unbiased 1 - C(n-c, k)/C(n, k), k = 1 and n; the clean metric is the task's primary "
+    "metric on each sample index, averaged over the n indices"
+)
+
+
+def sampled_metrics(task: Any, attack: Attack | None, test: list[Example],
+                    clean_samples: list[list[str]], triggered: list[Example],
+                    triggered_samples: list[list[str]], clean_predictions: list[str],
+                    temperature: float) -> dict[str, Any]:
+    """ASR@1 and ASR@n over the same cases as the greedy ASR (triggered inputs whose clean
+    reference is not already a success; a dynamic payload judges against the greedy clean
+    prediction), and the primary clean metric averaged over the sample indices."""
+    samples = len(clean_samples[0]) if clean_samples else 0
+    primary = task.metrics[0]
+    references = [example.target for example in test]
+    per_index = [clean_metrics(task, [drawn[j] for drawn in clean_samples], references,
+                                intervals=False)[primary]["value"] for j in range(samples)]
+    out: dict[str, Any] = {
+        "samples": samples, "temperature": temperature, "definition": SAMPLING_DEFINITION,
+        "clean": {"metric": primary, "mean": sum(per_index) / samples if samples else None,
+                  "per_sample": per_index},
+    }
+    if attack is None:
+        return out
+    clean_by_id = {example.id: example for example in test}
+    greedy = {example.id: p for example, p in zip(test, clean_predictions, strict=True)}
+    successes = []
+    for example, drawn in zip(triggered, triggered_samples, strict=True):
+        clean = clean_by_id[example.id]
+        if attack.is_success(clean.target, clean, greedy[example.id]):
+            continue
+        successes.append(sum(attack.is_success(p, clean, greedy[example.id]) for p in drawn))
+    for k in sorted({1, samples}):
+        estimates = [at_least_one_of_k(samples, c, k) for c in successes]
+        out[f"asr_at_{k}"] = {
+            "value": 100 * sum(estimates) / len(estimates) if estimates else None,
+            "cases": len(estimates),
+        }
+    return out
 
 
 def _executed_ratio(counts: dict[str, int]) -> dict[str, Any]:

@@ -24,7 +24,12 @@ from codebackdoor.config import RunConfig
 from codebackdoor.defenses.base import STAGES, DefenseContext, FilterDecision, load_defense
 from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
-from codebackdoor.evaluate import Scorer, detection_metrics, write_predictions
+from codebackdoor.evaluate import (
+    Scorer,
+    detection_metrics,
+    sampled_metrics,
+    write_predictions,
+)
 from codebackdoor.examples import Example
 from codebackdoor.identity import identity, identity_hash, run_id
 from codebackdoor.io import atomic_write_json
@@ -201,6 +206,8 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: 
     settings = _training_settings(config, plan)
     with timer("load_model"):
         victim = _new_victim(config, task, data.train)
+    if config.samples and victim.kind == "classifier":
+        raise UserError("--samples needs a generative victim; a classifier outputs one label")
     # Only now, with every user input checked, does the run get its directory: a mistake
     # leaves nothing behind that a later run would take for an interrupted one.
     if processes.main:
@@ -247,6 +254,15 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: 
         clean_predictions = victim.predict([e.source for e in test_inputs])
         triggered_predictions = victim.predict([e.source for e in triggered_inputs])
         metrics = scorer.final_metrics(train, clean_predictions, triggered_predictions)
+        if config.samples:
+            metrics["sampling"] = sampled_metrics(
+                task, data.attack, splits.test,
+                victim.sample([e.source for e in test_inputs], config.samples,
+                              config.temperature, config.seed),
+                data.triggered,
+                victim.sample([e.source for e in triggered_inputs], config.samples,
+                              config.temperature, config.seed),
+                clean_predictions, config.temperature)
     if detection is not None:
         metrics["detection"] = detection
     if purification is not None:

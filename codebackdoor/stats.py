@@ -161,3 +161,13 @@ def paired_bootstrap(groups: Sequence[tuple[np.ndarray, np.ndarray]], combine: C
             done += len(block)
     count = len(groups)
     return point / count, percentile_interval(totals / count, confidence)
+
+
+def at_least_one_of_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimate that at least one of ``k`` draws succeeds, from ``n`` draws of
+    which ``c`` succeeded (Chen et al., 2021, the pass@k estimator): 1 − C(n−c, k) / C(n, k)."""
+    if not 0 < k <= n or not 0 <= c <= n:
+        raise ValueError(f"need 0 < k <= n and 0 <= c <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)

@@ -211,7 +211,29 @@ class Victim:
                 yield rows, batch
                 progress.update(len(rows))
 
-    def _generate(self, model: Any, batch: dict[str, Tensor]) -> list[str]:
+    def sample(self, sources: list[str], samples: int, temperature: float, seed: int,
+               batch_size: int | None = None) -> list[list[str]]:
+        """``samples`` outputs per source, drawn from the model's distribution at
+        ``temperature`` (no top-k or nucleus cut), seeded."""
+        import torch
+
+        if self.kind == "classifier":
+            raise UserError("sampling needs a generative victim; a classifier has one label")
+        cost.count(cost.INFERENCE_INPUTS, len(sources) * samples)
+        model = self._inference_model()
+        drawn: list[list[str]] = [[] for _ in sources]
+        torch.manual_seed(seed)
+        with torch.no_grad(), _autocast(model, self.settings.precision):
+            for rows, batch in self._batches(sources, batch_size, "sample"):
+                outputs = self._generate(model, batch, sampling=(samples, temperature))
+                for index, row in enumerate(rows):
+                    drawn[row] = outputs[index * samples : (index + 1) * samples]
+        return drawn
+
+    def _generate(self, model: Any, batch: dict[str, Tensor],
+                  sampling: tuple[int, float] | None = None) -> list[str]:
+        """Greedy outputs, or with ``sampling`` = (samples, temperature) that many sampled
+        outputs per input, one input's after another."""
         generation = copy.deepcopy(model.generation_config)
         generation.update(
             do_sample=False,
@@ -226,6 +248,10 @@ class Victim:
             top_p=None,
             top_k=None,
         )
+        if sampling is not None:
+            samples, temperature = sampling
+            generation.update(do_sample=True, num_return_sequences=samples,
+                              temperature=temperature, top_k=0, top_p=1.0)
         output = model.generate(**batch, generation_config=generation)
         if self.kind == "causal":
             output = output[:, batch["input_ids"].shape[1] :]
