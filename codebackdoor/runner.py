@@ -31,7 +31,7 @@ from codebackdoor.evaluate import (
     write_predictions,
 )
 from codebackdoor.examples import Example
-from codebackdoor.identity import identity, identity_hash, run_id
+from codebackdoor.identity import identity, identity_hash
 from codebackdoor.io import atomic_write_json
 from codebackdoor.locks import exclusive
 from codebackdoor.models.training import TrainingSettings
@@ -108,10 +108,6 @@ def build_defenses(config: RunConfig, task: Any) -> DefensePlan:
     first = {stage: taking[0] if taking else None for stage, taking in by_stage.items()}
     return DefensePlan(first["objective"] or CrossEntropy(), first["filter"], first["purify"],
                        defenses)
-
-
-def run_dir(config: RunConfig, out: Path) -> Path:
-    return Path(out) / run_id(config)
 
 
 @dataclass

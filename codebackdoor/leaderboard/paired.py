@@ -34,7 +34,7 @@ from codebackdoor import stats
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 from codebackdoor.leaderboard.show import rate_text, render
-from codebackdoor.metrics.items import ItemStatistics
+from codebackdoor.metrics.items import item_statistics
 from codebackdoor.registry import registry
 
 LEARNED = 50.0  # baseline ASR (%) below which the backdoor counts as not learned
@@ -143,7 +143,7 @@ def clean_statistics(run: Run, ids: list[str], metric: str) -> np.ndarray:
     lang = task["lang"] if task.get("output_kind") == "code" else None
     predictions = [run.predictions[("test", item)]["prediction"] for item in ids]
     references = [run.predictions[("test", item)]["reference"] for item in ids]
-    return _items(metric).statistics(predictions, references, lang)
+    return item_statistics(metric).statistics(predictions, references, lang)
 
 
 def _check(run: Run, name: str, recomputed: float, recorded: float | None) -> None:
@@ -217,10 +217,10 @@ def compare_pair(row: dict[str, Any], baseline: dict[str, Any] | None, board: Pa
         pair.problem = "no seed in common with the baseline row"
         return pair
     metric = row["primary"]
-    if metric not in registry("metrics").entries or _items(metric) is None:
+    if metric not in registry("metrics").entries or item_statistics(metric) is None:
         pair.problem = f"metric '{metric}' has no per-item statistics to pair"
         return pair
-    combine_clean = _headline(metric, _items(metric).combine)
+    combine_clean = _headline(metric, item_statistics(metric).combine)
     asr_groups, clean_groups = [], []
     try:
         for run_seed in pair.seeds:
@@ -246,7 +246,7 @@ def compare_pair(row: dict[str, Any], baseline: dict[str, Any] | None, board: Pa
         return pair
     pair.clean = paired_delta(
         # A proportion's statistics are [hit, 1]: every item counts.
-        clean_groups, combine_clean, _items(metric).proportion, resamples=resamples,
+        clean_groups, combine_clean, item_statistics(metric).proportion, resamples=resamples,
         seed=seed)
     pair.clean_verdict = _verdict(pair.clean, metric)
     if asr_groups:
@@ -254,10 +254,6 @@ def compare_pair(row: dict[str, Any], baseline: dict[str, Any] | None, board: Pa
         learned = float(np.mean(pair.baseline_asr)) >= LEARNED
         pair.asr_verdict = _verdict(pair.asr, "ASR") if learned else UNTESTABLE
     return pair
-
-
-def _items(metric: str) -> ItemStatistics | None:
-    return registry("metrics").get(metric).items
 
 
 def _headline(metric: str, combine: Callable[[np.ndarray], dict[str, float]]
