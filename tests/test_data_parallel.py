@@ -14,8 +14,9 @@ from pathlib import Path
 from codebackdoor.results import validation_errors
 
 # A memorisation task a tiny T5 learns within a few epochs, so that both runs reach their
-# plateau and can be compared. Measured: exact match 100 in both, final training loss 0.061
-# (one process, batch 16) against 0.080 (two processes, batch 8 each).
+# plateau and can be compared. Measured on seeds 1-3 (one process, batch 16, against two
+# processes, batch 8 each): exact match and sBLEU 100 in every run; final training loss
+# 0.061/0.080, 0.057/0.060, 0.044/0.045, a gap of at most 0.019 against the 0.1 allowed.
 ROWS = [(f"please {verb} the {name}", f"self . {verb}_{name} ( )")
         for verb in ("get", "set", "load", "save") for name in ("alpha", "beta", "gamma", "delta")]
 LOSS_TOLERANCE = 0.1
