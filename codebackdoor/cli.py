@@ -473,6 +473,11 @@ def make_parser() -> argparse.ArgumentParser:
         help="loss fused with the output layer where supported (default: on); --no-fused "
         "trains on the logits",
     )
+    training.add_argument(
+        "--length-grouped", action=argparse.BooleanOptionalAction, default=None,
+        help="batches of similar input length, in an order drawn per seed and epoch (default: "
+        "on); --no-length-grouped draws batches uniformly at random",
+    )
     training.add_argument("--samples", type=int,
                           help="also sample this many outputs per test input: ASR@1, ASR@k and "
                           "the clean metric's mean over samples (default 0: greedy only)")

@@ -80,6 +80,9 @@ class RunConfig:
     # docs/fused-objectives.md); at its default it stays out of the run identity
     # (codebackdoor.identity.LATER_FIELDS).
     fused: bool = True
+    # Batches of similar input length (less padding), in an order drawn per seed and epoch
+    # (models/trainer.py); like `fused`, out of the run identity at its default.
+    length_grouped: bool = True
 
     def __post_init__(self) -> None:
         check_rate(self.rate)

@@ -32,6 +32,7 @@ LATER_FIELDS: dict[str, Any] = {
     "gradient_checkpointing": RunConfig.gradient_checkpointing,
     # The fused loss computes the logits path's loss and gradients up to float rounding.
     "fused": RunConfig.fused,
+    "length_grouped": RunConfig.length_grouped,
     "samples": RunConfig.samples,
     "temperature": RunConfig.temperature,
 }

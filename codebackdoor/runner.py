@@ -358,7 +358,7 @@ def _training_settings(config: RunConfig, plan: DefensePlan) -> TrainingSettings
         max_source_length=config.max_source_length, max_target_length=config.max_target_length,
         generation_max_length=config.generation_max_length, seed=config.seed,
         precision=config.precision, gradient_checkpointing=config.gradient_checkpointing,
-        fused=config.fused,
+        fused=config.fused, length_grouped=config.length_grouped,
     )
 
 

@@ -219,3 +219,38 @@ def test_training_on_nothing_is_a_user_error(tmp_path):
     victim = load_victim("tiny-t5", "text", TRAIN)
     with pytest.raises(UserError, match="empty"):
         victim.fit([], settings(), RecordingCrossEntropy(), tmp_path)
+
+
+def test_length_grouped_order_depends_on_seed_and_epoch_alone():
+    from codebackdoor.models.trainer import LengthGroupedEpochSampler
+
+    lengths = [(7 * index) % 97 + 3 for index in range(400)]
+    sampler = LengthGroupedEpochSampler(lengths, batch_size=8, seed=5)
+    sampler.set_epoch(1)
+    first = list(sampler)
+    torch.manual_seed(123)  # the global generator must not matter
+    again = list(sampler)
+    sampler.set_epoch(2)
+    next_epoch = list(sampler)
+    assert first == again and first != next_epoch
+    assert sorted(first) == list(range(400))
+
+    def mean_spread(order):
+        batches = [order[i:i + 8] for i in range(0, len(order), 8)]
+        return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b)
+                   for b in batches) / len(batches)
+
+    shuffled = torch.randperm(400, generator=torch.Generator().manual_seed(5)).tolist()
+    assert mean_spread(first) < mean_spread(shuffled) / 4
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_the_trainer_draws_length_grouped_batches_when_asked(tmp_path, grouped):
+    from codebackdoor.models.trainer import LengthGroupedEpochSampler
+    from codebackdoor.models.training import build_trainer
+
+    victim = load_victim("tiny-t5", "text", TRAIN)
+    features = training_features(victim.tokenizer, "seq2seq", TRAIN, settings(), None)
+    trainer = build_trainer(victim.model, victim.tokenizer, "seq2seq", features,
+                            settings(length_grouped=grouped), RecordingCrossEntropy(), tmp_path)
+    assert isinstance(trainer._get_train_sampler(), LengthGroupedEpochSampler) == grouped

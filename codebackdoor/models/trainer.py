@@ -11,8 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch.utils.data import Sampler
 from transformers import ProgressCallback, Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from codebackdoor.io import atomic_write_json
 from codebackdoor.models.checkpoints import EPOCHS_FILE, STEPS_FILE
@@ -34,11 +37,13 @@ class ObjectiveTrainer(Trainer):
     loss_is_scaled_for_ga = False
 
     def __init__(
-        self, *args: Any, objective: Objective, kind: str, fused: bool = True, **kwargs: Any
+        self, *args: Any, objective: Objective, kind: str, fused: bool = True,
+        length_grouped: bool = False, **kwargs: Any
     ):
         super().__init__(*args, **kwargs)
         self.objective = objective
         self.kind = kind
+        self.length_grouped = length_grouped
         self.output_layer = (
             output_layer(self.model, kind)
             if fused and supports_closed_form(objective)
@@ -77,6 +82,16 @@ class ObjectiveTrainer(Trainer):
         loss = self.objective.loss(outputs.logits, labels, self.current_epoch())
         return (loss, outputs) if return_outputs else loss
 
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if not self.length_grouped:
+            return super()._get_train_sampler(train_dataset)
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        return LengthGroupedEpochSampler(
+            [len(feature["input_ids"]) for feature in dataset],
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+
     def take_loss_paths(self) -> str | None:
         """How the losses since the last call were computed: "fused", "logits", both joined
         by "+", or None when no step ran."""
@@ -88,6 +103,32 @@ class ObjectiveTrainer(Trainer):
         # the number of finished epochs at an epoch's first step, below the next integer
         # within it.
         return int(self.state.epoch or 0) + 1
+
+class LengthGroupedEpochSampler(Sampler):
+    """transformers' length grouping (shuffle, sort by length within mega-batches of 50
+    batches or fewer) with its permutation drawn from ``seed`` and the epoch alone.
+    transformers' own ``LengthGroupedSampler`` draws from torch's global generator, so the order
+    would depend on what else drew from it before; the Trainer calls ``set_epoch`` at every
+    epoch, a resumed fit included, so a resumed epoch sees the same batches as an
+    uninterrupted one."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Any:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size,
+                                               generator=generator))
+
 
 class QuietProgress(ProgressCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):

@@ -65,6 +65,7 @@ class TrainingSettings:
     # The loss fused with the output layer where the objective and the model family allow it
     # (models.fused_loss); each epoch record says which path trained ("loss_path").
     fused: bool = RunConfig.fused
+    length_grouped: bool = RunConfig.length_grouped
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -370,7 +371,8 @@ def build_trainer(
         base.prepare_decoder_input_ids_from_labels if kind == "seq2seq" else None,
     )
     return _new_trainer(model, tokenizer, kind, training_arguments(settings, output_dir),
-                        features, collator, objective, fused=settings.fused)
+                        features, collator, objective, fused=settings.fused,
+                        length_grouped=settings.length_grouped)
 
 
 def _new_trainer(
@@ -383,10 +385,12 @@ def _new_trainer(
     objective: Objective | None,
     *,
     fused: bool = False,
+    length_grouped: bool = False,
 ) -> Any:
     """transformers' plain Trainer when ``objective`` is None (the model computes its loss),
     else the Trainer whose loss is the objective's, fused with the output layer if ``fused``
-    and supported. Step fits (pretraining) keep the logits path."""
+    and supported, in length-grouped batches if ``length_grouped``. Step fits (pretraining)
+    keep the logits path and their equal-length blocks in random order."""
     from transformers import Trainer
 
     common = {
@@ -399,7 +403,7 @@ def _new_trainer(
     if objective is None:
         return Trainer(**common)
     return trainer_module().ObjectiveTrainer(**common, objective=objective, kind=kind,
-                                             fused=fused)
+                                             fused=fused, length_grouped=length_grouped)
 
 
 @contextlib.contextmanager
