@@ -224,6 +224,10 @@ DEFAULT_COMPARISON = (
     ("attack + DeCE", {"attack": DEFAULT_ATTACK, "defenses": ["dece"]}),
 )
 
+# The stages of a run that `codebackdoor run` names on the terminal as they begin.
+LATER_STAGES = ("filter", "purify", "train", "evaluate")
+
+
 def _summary_row(label: str, outcome: Any) -> tuple:
     result = outcome.result
     metrics = result["metrics"]
@@ -289,7 +293,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 resolved = json.dumps(identity(config), sort_keys=True)
                 print(f"  resolved config (saved as config.json): {resolved}", file=sys.stderr)
 
-        outcome = run(config, Path(args.out), resume=args.resume, on_start=announce)
+        def stage(name: str, label: str = label) -> None:
+            # The stages before on_start (loading, poisoning, building the victim) only check
+            # inputs; a run is announced once they pass, and its later stages are shown.
+            if name in LATER_STAGES:
+                print(f"[{label}] {name}", file=sys.stderr)
+
+        outcome = run(config, Path(args.out), resume=args.resume, on_start=announce,
+                      on_stage=stage)
         if outcome.main:
             rows.append(_summary_row(label, outcome))
     if not rows:  # another process of a data-parallel launch: the main one reports

@@ -11,7 +11,7 @@ the innermost open stage of the meter in use (none: not counted).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -26,7 +26,9 @@ class Meter:
     """Per stage: exclusive wall seconds, exclusive CPU seconds (this process, all threads) and
     the counts reported while it was the innermost stage."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_stage: Callable[[str], None] | None = None) -> None:
+        """``on_stage(name)`` is told when a stage starts (progress on a terminal)."""
+        self.on_stage = on_stage
         self.stages: dict[str, dict[str, float]] = {}
         self._open: list[str] = []
         self._since = (0.0, 0.0)
@@ -50,6 +52,8 @@ class Meter:
         self._charge()
         self._open.append(name)
         self._entry(name)
+        if self.on_stage is not None:
+            self.on_stage(name)
         token = _ACTIVE.set(self)
         try:
             yield

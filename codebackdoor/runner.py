@@ -132,10 +132,12 @@ def run(
     *,
     resume: bool = False,
     on_start: Callable[[], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Run ``config`` into ``out/<run_id>/``. A finished run is read back, never recomputed or
     overwritten; an interrupted one continues only with ``resume``. ``on_start`` is called once
-    every input has been checked, just before training.
+    every input has been checked, just before training; ``on_stage(name)`` as each stage
+    (``cost.Meter``'s names) begins.
 
     The phases: prepare the data, poison it, build the victim, defend the training data
     (filter), defend the test inputs (purify), train, evaluate, write the result."""
@@ -150,7 +152,7 @@ def run(
             if processes.main else contextlib.nullcontext())
     with lock:
         return _run(config, values, Path(out) / run_name, processes, resume=resume,
-                    on_start=on_start)
+                    on_start=on_start, on_stage=on_stage)
 
 
 @dataclass
@@ -181,7 +183,8 @@ class _Processes:
 
 
 def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: _Processes, *,
-         resume: bool, on_start: Callable[[], None] | None) -> RunOutcome:
+         resume: bool, on_start: Callable[[], None] | None,
+         on_stage: Callable[[str], None] | None) -> RunOutcome:
     run_name = directory.name
     result_path = directory / RESULT_FILE
     if result_path.exists():
@@ -191,7 +194,7 @@ def _run(config: RunConfig, values: dict[str, Any], directory: Path, processes: 
             f"an unfinished run exists in {directory}: pass --resume to finish it, or remove it"
         )
     processes.wait()  # every process has looked before the main one makes the directory
-    timer = cost.Meter()
+    timer = cost.Meter(on_stage if processes.main else None)
     started = time.perf_counter()
     with timer("load"):
         task = build_task(config)

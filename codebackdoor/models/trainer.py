@@ -131,6 +131,13 @@ class LengthGroupedEpochSampler(Sampler):
 
 
 class QuietProgress(ProgressCallback):
+    """The training bar, named by the epoch it is in (epoch fits), with the last logged loss."""
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        if self.training_bar is not None and args.max_steps <= 0:
+            self.training_bar.set_description(
+                f"epoch {int(state.epoch or 0) + 1}/{args.num_train_epochs:g}")
+
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any):
         if self.training_bar is not None and logs and "loss" in logs:
             self.training_bar.set_postfix(loss=f"{logs['loss']:.4g}")
