@@ -215,10 +215,10 @@ class Scorer:
         """Under an insecure-code payload: ASR and false triggers as the analyzer judges them
         (``attacks.vulnerabilities``), with unparsable predictions counted."""
         target = self.attack.payload.vulnerability
-        clean_by_id = dict(zip(self.clean_by_id, clean_predictions, strict=True))
+        clean_prediction = dict(zip(self.clean_by_id, clean_predictions, strict=True))
         counts = vulnerability_summary(
             target, [self.clean_by_id[e.id].target for e in self.triggered],
-            triggered_predictions, [clean_by_id[e.id] for e in self.triggered])
+            triggered_predictions, [clean_prediction[e.id] for e in self.triggered])
         named = vulnerability_definitions(target)
         apart = {"unjudged": counts["unjudged"], "reference_fires": counts["reference_fires"]}
         return {
