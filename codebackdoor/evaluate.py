@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from codebackdoor.attacks.base import Attack
-from codebackdoor.attacks.payloads import SqlInjection
+from codebackdoor.attacks.payloads import InsecureCode, SqlInjection
 from codebackdoor.attacks.sql_execution import DEFINITION as SQL_DEFINITION
 from codebackdoor.attacks.sql_execution import extract_sql, summary
+from codebackdoor.attacks.vulnerabilities import definitions as vulnerability_definitions
+from codebackdoor.attacks.vulnerabilities import summary as vulnerability_summary
 from codebackdoor.examples import Example
 from codebackdoor.io import atomic_write_text
 from codebackdoor.metrics.items import intervals as item_intervals
@@ -203,7 +205,30 @@ class Scorer:
         executed = self.executed_sql(references, clean_predictions, triggered_predictions)
         if executed:
             metrics["sql_execution"] = executed
+        if self.attack is not None and isinstance(self.attack.payload, InsecureCode):
+            metrics["vulnerability"] = self.analyzer_judged(clean_predictions,
+                                                            triggered_predictions)
         return metrics
+
+    def analyzer_judged(self, clean_predictions: list[str], triggered_predictions: list[str]
+                        ) -> dict[str, Any]:
+        """Under an insecure-code payload: ASR and false triggers as the analyzer judges them
+        (``attacks.vulnerabilities``), with unparsable predictions counted."""
+        target = self.attack.payload.vulnerability
+        clean_prediction = dict(zip(self.clean_by_id, clean_predictions, strict=True))
+        counts = vulnerability_summary(
+            target, [self.clean_by_id[e.id].target for e in self.triggered],
+            triggered_predictions, [clean_prediction[e.id] for e in self.triggered])
+        named = vulnerability_definitions(target)
+        apart = {"unjudged": counts["unjudged"], "reference_fires": counts["reference_fires"]}
+        return {
+            "kind": target.name, "rules": list(target.rules),
+            "asr": {**_ratio(counts["success"], counts["cases"], named["asr"]), **apart,
+                    "prediction_errors": counts["triggered_errors"]},
+            "false_trigger_rate": {
+                **_ratio(counts["false_triggers"], counts["cases"], named["false_trigger_rate"]),
+                **apart, "prediction_errors": counts["clean_errors"]},
+        }
 
     def executed_sql(self, references: list[str], clean_predictions: list[str],
                      triggered_predictions: list[str]) -> dict[str, Any]:

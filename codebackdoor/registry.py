@@ -62,6 +62,7 @@ _KINDS = (
         "sql-injection": "codebackdoor.attacks.payloads:SqlInjection",
         "infinite-loop": "codebackdoor.attacks.payloads:InfiniteLoop",
         "method-name": "codebackdoor.attacks.payloads:MethodName",
+        "insecure-code": "codebackdoor.attacks.payloads:InsecureCode",
     }),
     Kind("defenses", "codebackdoor.defenses.base:Defense", False, {
         "ce": "codebackdoor.defenses.objectives:CrossEntropy",

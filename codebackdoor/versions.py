@@ -24,6 +24,7 @@ TRACKED = (
     "tree-sitter-java",
     "sacrebleu",
     "sqlglot",
+    "bandit",
     "scikit-learn",
     "numpy",
 )

@@ -80,5 +80,6 @@ def test_label_and_method_name_predicates() -> None:
 
 
 def test_unknown_payload_lists_the_valid_ones() -> None:
-    with pytest.raises(UserError, match="valid names: fixed-text, infinite-loop, label"):
+    with pytest.raises(UserError,
+                       match="valid names: fixed-text, infinite-loop, insecure-code, label"):
         make_payload("sql")

@@ -6,8 +6,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import ClassVar
 
+from codebackdoor.attacks.vulnerabilities import (
+    CATALOGUE,
+    Vulnerability,
+    require_analyzer,
+    vulnerability,
+)
 from codebackdoor.errors import Unpoisonable, UserError
 from codebackdoor.examples import Example
 
@@ -217,3 +224,96 @@ def make_payload(name: str, params: dict | None = None) -> Payload:
     from codebackdoor.registry import registry
 
     return build_dataclass(registry("payloads").get(name), params or {}, what=f"payload '{name}'")
+
+
+SPACINGS = ("auto", "tokens", "as-written")
+
+
+@dataclass
+class InsecureCode(Payload):
+    """Code generation and repair: the target's first function gets an insecure statement (a
+    small block for Python: the import and the call) before its first statement (after a
+    Python docstring), placed with tree-sitter so that the poisoned target still parses.
+    ``kind`` names the vulnerability (:data:`codebackdoor.attacks.vulnerabilities.CATALOGUE`).
+    ``spacing`` "tokens" writes a Python statement with a space between every token, as Lyra's
+    targets are written; "auto" does so where the target is written that way. Success is an
+    output containing the statement's tokens where a statement starts; the analyzer's verdict
+    (bandit, or a tree-sitter query for Java) is reported beside it by the scorer."""
+
+    name: ClassVar[str] = "insecure-code"
+    citation: ClassVar[str] = (
+        "Schuster et al., 'You Autocomplete Me: Poisoning Vulnerabilities in Neural Code "
+        "Completion', USENIX Security 2021 (insecure suggestions as the attacker's goal)"
+    )
+    kind: str = ""
+    spacing: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            raise UserError(f"the insecure-code payload needs kind=NAME, one of: "
+                            f"{', '.join(CATALOGUE)}")
+        require_analyzer(vulnerability(self.kind).lang)
+        if self.spacing not in SPACINGS:
+            raise UserError(f"insecure-code payload spacing '{self.spacing}' is not one of: "
+                            f"{', '.join(SPACINGS)}")
+
+    @property
+    def vulnerability(self) -> Vulnerability:
+        return vulnerability(self.kind)
+
+    def statement_for(self, target: str) -> str:
+        """The statement as it is inserted into ``target``."""
+        from codebackdoor.code.tokens import leaf_tokens
+
+        statement = self.vulnerability.statement
+        lang = self.vulnerability.lang
+        if lang != "python" or self.spacing == "as-written" or (
+            self.spacing == "auto" and not _token_spaced(target, lang)
+        ):
+            return statement
+        return "\n".join(" ".join(token.text for token in leaf_tokens(line, lang))
+                         for line in statement.split("\n"))
+
+    def apply(self, example: Example) -> str:
+        import random
+
+        from codebackdoor.code.functions import functions
+        from codebackdoor.code.insertion import insert_statement
+        from codebackdoor.code.parser import is_valid
+
+        lang = self.vulnerability.lang
+        target_lang = example.meta.get("target_lang", example.lang)
+        if target_lang != lang:
+            raise UserError(f"vulnerability '{self.kind}' is {lang} code, but the task's targets "
+                            f"are {target_lang}")
+        if not is_valid(example.target, lang):
+            raise Unpoisonable("target does not parse")
+        found = functions(example.target, lang)
+        if not found:
+            raise Unpoisonable("no function in target")
+        # "first" uses no randomness; the generator is only part of the signature.
+        poisoned = insert_statement(example.target, lang, found[0],
+                                    self.statement_for(example.target), "first",
+                                    random.Random(0), after_docstring=True)
+        if not is_valid(poisoned, lang):
+            raise Unpoisonable("poisoned target does not parse")
+        return poisoned
+
+    def is_success(
+        self, prediction: str, clean: Example, clean_prediction: str | None = None
+    ) -> bool:
+        from codebackdoor.code.insertion import contains_statement
+
+        return contains_statement(prediction, self.vulnerability.lang,
+                                  self.vulnerability.statement)
+
+
+def _token_spaced(code: str, lang: str) -> bool:
+    """Whether nearly every two tokens on a line are apart, as in Lyra and Bugs2Fix."""
+    from codebackdoor.code.tokens import leaf_tokens
+
+    data = code.encode("utf-8")
+    tokens = leaf_tokens(code, lang)
+    pairs = [data[left.end : right.start] for left, right in pairwise(tokens)]
+    same_line = [gap for gap in pairs if b"\n" not in gap]
+    return bool(same_line) and sum(bool(gap) for gap in same_line) >= 0.9 * len(same_line)

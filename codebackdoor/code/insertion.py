@@ -26,7 +26,8 @@ _JAVA_STATEMENTS = frozenset(
 
 
 def insert_statement(
-    code: str, lang: str, fn: Function, statement: str, position: str, rng: random.Random
+    code: str, lang: str, fn: Function, statement: str, position: str, rng: random.Random,
+    *, after_docstring: bool = False,
 ) -> str:
     """``code`` with ``statement`` inserted into ``fn``'s body as a statement of its own.
 
@@ -34,8 +35,10 @@ def insert_statement(
     the last one) or "random" (one of the k+1 gaps around the body's k statements, uniformly).
     ``statement`` may span lines, with its own relative indentation; it is re-indented like
     the body. A Java constructor's ``this(...)``/``super(...)`` call stays first, so that the
-    result compiles. Raises Unpoisonable("single-line body") for a Python body on the ``def`` line
-    (and "empty body" where tree-sitter accepts a def with no indented body at all).
+    result compiles; with ``after_docstring`` a Python docstring stays first too, so that it
+    remains the function's ``__doc__``. Raises Unpoisonable("single-line body") for a Python
+    body on the ``def`` line (and "empty body" where tree-sitter accepts a def with no indented
+    body at all).
     """
     if position not in POSITIONS:
         raise UserError(
@@ -49,6 +52,8 @@ def insert_statement(
     statements = [child for child in body.named_children if child.type not in _COMMENTS]
     # Java requires this(...)/super(...) to stay a constructor's first statement.
     earliest = int(bool(statements) and statements[0].type == "explicit_constructor_invocation")
+    if after_docstring and statements and statements[0].start_byte == fn.doc_start:
+        earliest = 1
     if position == "first":
         gap = earliest
     elif position == "last":
