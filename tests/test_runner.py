@@ -147,8 +147,12 @@ def test_cli_run_reads_a_config_file_and_flags_override_it(
     )
     argv = ["run", "--config", str(config), "--epochs", "1", "--out", str(tmp_path / "out")]
     assert main(argv) == 0
-    table = capsys.readouterr().out
+    printed = capsys.readouterr()
+    table = printed.out
     assert "badpre @ 5%" in table and "sbleu" in table
+    # The terminal names each later stage as it begins.
+    assert [line for line in printed.err.splitlines() if line.startswith("[run] ")
+            and " run " not in line] == ["[run] train", "[run] evaluate"]
     (result_path,) = (tmp_path / "out").glob("*/result.json")
     result = json.loads(result_path.read_text())
     assert result["config"]["training"]["epochs"] == 1  # the flag won over the file
