@@ -223,11 +223,9 @@ def cmd_data_show(args: argparse.Namespace) -> int:
         print(json.dumps({"task": task.name, "lang": task.lang, "splits": report,
                           "source": splits.source}, indent=1, sort_keys=True))
         return 0
-    columns = ("examples", "fingerprint", "tv_to_train")
-    print(tabulate([(name, *(report[name].get(column, "") for column in columns))
-                    for name in names],
-                   headers=("split", "examples", "fingerprint",
-                            "label TV to train" if task.output_kind == "label" else "")))
+    columns = ("examples", "fingerprint", "tv_to_train")[: 3 if "labels" in report["train"] else 2]
+    print(tabulate([(name, *(report[name][column] for column in columns)) for name in names],
+                   headers=("split", "examples", "fingerprint", "label TV to train")))
     print("source: " + json.dumps(splits.source, sort_keys=True))
     for example in splits.train[: args.examples]:
         print(f"\n--- {example.id}\n{example.source}\n=> {example.target}")

@@ -92,9 +92,6 @@ class Corpus:
     functions: list[HarvestedFunction]
     source: dict[str, Any]
 
-    def split(self, name: str) -> list[HarvestedFunction]:
-        return [fn for fn in self.functions if fn.split == name]
-
 
 def corpus(lang: str) -> Corpus:
     """The embedded corpus of ``lang`` ("python" or "java"), harvested once and then cached."""
