@@ -192,26 +192,50 @@ def cmd_poison_check(args: argparse.Namespace) -> int:
     return 0
 
 
+DATA_FORMATS = ("table", "json")
+
+
 def cmd_data_show(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from codebackdoor.data.stratify import label_counts, total_variation
     from codebackdoor.runner import build_task
 
+    if args.format not in DATA_FORMATS:
+        raise UserError(f"--format must be one of {', '.join(DATA_FORMATS)}, got '{args.format}'")
+    if args.examples < 0:
+        raise UserError(f"--examples must be 0 or more, got {args.examples}")
     task = build_task(config_from_args(args))
     splits = task.load()
     fingerprints = splits.fingerprints()
-    print(
-        tabulate(
-            [
-                (name, len(getattr(splits, name)), fingerprints[name])
-                for name in ("train", "valid", "test")
-            ],
-            headers=("split", "examples", "fingerprint"),
-        )
-    )
+    names = ("train", "valid", "test")
+    report: dict[str, dict[str, Any]] = {
+        name: {"examples": len(getattr(splits, name)), "fingerprint": fingerprints[name]}
+        for name in names
+    }
+    if task.output_kind == "label":
+        for name in names:
+            report[name]["labels"] = label_counts([e.target for e in getattr(splits, name)])
+        for name in names:
+            report[name]["tv_to_train"] = round(
+                total_variation(report[name]["labels"], report["train"]["labels"]), 4)
+    if args.format == "json":
+        print(json.dumps({"task": task.name, "lang": task.lang, "splits": report,
+                          "source": splits.source}, indent=1, sort_keys=True))
+        return 0
+    columns = ("examples", "fingerprint", "tv_to_train")[: 3 if "labels" in report["train"] else 2]
+    print(tabulate([(name, *(report[name][column] for column in columns)) for name in names],
+                   headers=("split", "examples", "fingerprint", "label TV to train")))
     print("source: " + json.dumps(splits.source, sort_keys=True))
     for example in splits.train[: args.examples]:
         print(f"\n--- {example.id}\n{example.source}\n=> {example.target}")
+    return 0
+
+
+def cmd_data_build_corpus(args: argparse.Namespace) -> int:
+    from codebackdoor.data.harvest import build_corpus_file
+
+    print(json.dumps(build_corpus_file(args.source, Path(args.out)), indent=1))
     return 0
 
 
@@ -550,8 +574,20 @@ def make_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     show = data_commands.add_parser("show", help="split sizes, fingerprints, a few examples")
     _add_task_arguments(show)
-    show.add_argument("--examples", type=int, default=3, help="examples to print (default 3)")
+    show.add_argument("--examples", type=int, default=3,
+                      help="examples to print with --format table (default 3)")
+    show.add_argument("--format", default="table",
+                      help="table (default) or json: per split its size, fingerprint and, for "
+                      "label tasks, label counts and total variation distance to train")
     show.set_defaults(func=cmd_data_show)
+    build = data_commands.add_parser(
+        "build-corpus",
+        help="harvest Python functions into a corpus file (how the packaged corpus is made)")
+    build.add_argument("--source", default="stdlib",
+                       help="stdlib (this interpreter's standard library; default) or a "
+                       "directory, e.g. a site-packages")
+    build.add_argument("--out", required=True, help="the corpus file to write (*.jsonl.gz)")
+    build.set_defaults(func=cmd_data_build_corpus)
 
     from codebackdoor.leaderboard.cli import add_leaderboard_command
     from codebackdoor.pretrain.cli import add_pretrain_command

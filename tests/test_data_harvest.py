@@ -1,18 +1,25 @@
-"""The embedded corpus: filters, deduplication, per-file splits, the cache and determinism."""
+"""The embedded corpus: filters, deduplication, per-file splits, the cache, the packaged Python
+corpus and the command that rebuilds it."""
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import zipfile
+from importlib import resources
 from pathlib import Path
 
 import pytest
+from conftest import error_line
 
 from codebackdoor.code.functions import functions
 from codebackdoor.code.parser import is_valid
-from codebackdoor.data import cache
+from codebackdoor.data import cache, corpus_file
 from codebackdoor.data.harvest import (
     DEFAULT_JDK_MODULES,
+    HARVESTER_VERSION,
+    build_corpus_file,
     find_jdk_sources,
     java_corpus,
     python_corpus,
@@ -151,7 +158,7 @@ def test_java_sources_are_looked_up_and_their_absence_explained(
 
 @pytest.fixture(scope="module")
 def stdlib():
-    """The standard-library corpus in the session's test cache (harvested once per session)."""
+    """The packaged standard-library corpus."""
     return python_corpus()
 
 
@@ -185,13 +192,54 @@ def test_python_sources_parse_and_lost_only_their_docstring(stdlib) -> None:
     assert "Return the Python representation" not in known.undocumented
 
 
-def test_harvest_is_deterministic_and_cached(fresh_cache: Path, stdlib) -> None:
-    first = python_corpus()
+def test_the_python_corpus_is_the_packaged_file(monkeypatch: pytest.MonkeyPatch, stdlib) -> None:
+    # Whatever Python runs this, and wherever its standard library is, the packaged file is read.
+    monkeypatch.setattr("sysconfig.get_paths", lambda *a, **k: pytest.fail("stdlib was read"))
     again = python_corpus()
-    assert first.source["cache_hit"] is False and again.source["cache_hit"] is True
-    assert first.functions == again.functions == stdlib.functions
-    assert first.source["cache_file"] == again.source["cache_file"]
-    assert Path(first.source["cache_file"]).parent == fresh_cache / "corpora"
+    assert again.functions == stdlib.functions
+    packaged = corpus_file.read_packaged()
+    assert again.source["sha256"] == packaged.sha256
+    assert again.source["harvested_from"] == "CPython 3.11.7 standard library"
+    assert packaged.header["harvester"] == HARVESTER_VERSION  # else regenerate the file
+    assert packaged.header["functions"] == len(stdlib.functions) == 3961
+    notice = resources.files("codebackdoor.data").joinpath(
+        "corpora", corpus_file.license_name(corpus_file.PACKAGED_PYTHON)).read_text()
+    assert "PYTHON SOFTWARE FOUNDATION LICENSE VERSION 2" in notice
+
+
+def test_build_corpus_regenerates_the_packaged_file(tmp_path: Path) -> None:
+    if platform.python_version() != "3.11.7":
+        pytest.skip("the packaged corpus was harvested from CPython 3.11.7")
+    out = tmp_path / "python-stdlib-3.11.jsonl.gz"
+    written = build_corpus_file("stdlib", out)
+    assert written["sha256"] == corpus_file.read_packaged().sha256
+    assert written["license"] == str(tmp_path / "python-stdlib-3.11.LICENSE.txt")
+
+
+def test_build_corpus_from_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from codebackdoor.cli import main
+
+    package = tmp_path / "site-packages" / "demo"
+    package.mkdir(parents=True)
+    (package / "core.py").write_text(
+        'def area(width, height):\n    """Return the area of a rectangle in square units."""\n'
+        "    w = abs(width)\n    h = abs(height)\n    return w * h\n", encoding="utf-8")
+    (package / "test_core.py").write_text((package / "core.py").read_text(), encoding="utf-8")
+    out = tmp_path / "demo.jsonl.gz"
+    assert main(["data", "build-corpus", "--source", str(package.parent), "--out", str(out)]) == 0
+    written = json.loads(capsys.readouterr().out)
+    read = corpus_file.read(out)
+    assert written["sha256"] == read.sha256 and "license" not in written
+    assert read.header["functions"] == 1 and read.header["lang"] == "python"
+    (record,) = read.records
+    assert record["id"] == "python:demo/core.py:area:1" and record["split"] in SPLITS
+    assert error_line(capsys, ["data", "build-corpus", "--source", str(tmp_path / "none"),
+                               "--out", str(out)]).endswith("is not one")
+    assert "ends in .jsonl.gz" in error_line(
+        capsys, ["data", "build-corpus", "--source", str(package.parent), "--out", "x.jsonl"])
+    out.write_bytes(b"not gzip")
+    with pytest.raises(UserError, match="is not a corpus file"):
+        corpus_file.read(out)
 
 
 def test_cache_rebuilds_a_damaged_file_and_keys_on_identity(fresh_cache: Path) -> None:

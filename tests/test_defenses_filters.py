@@ -34,7 +34,7 @@ from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
 
 PRESETS = Path(__file__).resolve().parents[1] / "defenses"
-# A victim learns the trigger on the `package` task from the whole training split (1,195
+# A victim learns the trigger on the `package` task from the whole training split (1,184
 # functions) in 8 epochs; with 300 functions and 2 epochs its triggered predictions stayed at
 # chance.
 VICTIM_RATE = 0.05
@@ -351,7 +351,7 @@ def test_bki_finds_the_keyword_among_the_tokens_of_poisoned_code(poisoned):
     assert decision.details["keywords"][0]["text"] == "random"
     holding = [any(u.text == "random" for u in units(e.source, e.lang, "token")[: BKI.max_units])
                for e in data.train]
-    # Every function holding the token goes: the 41 poisoned, and clean ones calling random.
+    # Every function holding the token goes: the 43 poisoned, and clean ones calling random.
     assert [not keep for keep in decision.keep] == holding
     assert all(h for h, f in zip(holding, flags, strict=True) if f)
 
@@ -369,13 +369,14 @@ def test_a_victim_trained_on_the_poisoned_package_data_learns_the_trigger(poison
 
 
 def test_killbadcode_detection_on_the_fixed_trigger():
-    # At rate 0.05 the summed naturalness gains of `return`, spread thin over most of the
-    # 1,195 functions, outrank those of `random` in the 41 poisoned ones (ranked fifth), so
-    # KillBadCode, which needs no victim, is checked at rate 0.1 (83 poisoned). It trains
-    # no network: n-gram counts, far from the assertion's bounds.
-    data, flags, context, _ = poison_package(0.1)
+    # The training split holds tkinter/__init__.py, whose 97 functions share `self._w`, a name
+    # the clean sample (the valid split) hardly has: deleting `_w` gains naturalness in many
+    # functions. It ranks first at rates 0.05 (43 poisoned; `random` third) and 0.1 (`random`
+    # second), so KillBadCode, which needs no victim, is checked at rate 0.15 (129 poisoned).
+    # It trains no network: n-gram counts, far from the assertion's bounds.
+    data, flags, context, _ = poison_package(0.15)
     decision = KillBadCode().filter(data.train, None, context)
     recall, precision, chance = detection(decision, flags)
     assert decision.details["triggers"][0]["token"] == "random"
-    # Measured: recall 1.00, precision 0.99, 84 removed, chance 0.07.
+    # Measured: recall 1.00, precision 0.99, 130 removed, chance 0.11.
     assert recall >= 0.9 and precision >= 0.9, (recall, precision, chance)

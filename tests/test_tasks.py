@@ -144,7 +144,8 @@ def test_embedded_summarize(stdlib_tasks) -> None:
         assert example.source == fn.undocumented and example.target == fn.summary
         assert example.meta == {"file": fn.file, "function": fn.name}
     assert min(len(splits.train), len(splits.valid), len(splits.test)) > 150
-    assert splits.source["kind"] == "embedded" and splits.source["cache_file"]
+    assert splits.source["kind"] == "embedded"
+    assert splits.source["path"] == "codebackdoor/data/corpora/python-stdlib-3.11.jsonl.gz"
 
 
 def test_embedded_method_name(stdlib_tasks) -> None:
@@ -246,19 +247,11 @@ def test_embedded_java_tasks(java_tasks) -> None:
     assert functions(masked.source, "java")[0].name == "METHOD_NAME"
 
 
-def test_max_examples_keeps_a_sample_of_each_split_fixed_by_the_ids() -> None:
+def test_max_examples_are_checked() -> None:
     from codebackdoor.params import build_dataclass
     from codebackdoor.registry import registry
 
     package = registry("tasks").get("package")
-    full = package(lang="python").load()
-    task = build_dataclass(package, {"max_examples": {"train": 50, "test": 10}}, what="task")
-    small = task.load()
-    assert len(small.train) == 50 and len(small.test) == 10 and small.valid == full.valid
-    assert small.train == [e for e in full.train if e in small.train]  # split order kept
-    assert len({e.target for e in small.train}) > 3  # not the first file's one package
-    assert task.load().train == small.train
-    assert small.source["max_examples"] == {"train": 50, "test": 10}
     with pytest.raises(UserError, match="max_examples has unknown split 'tran'"):
         build_dataclass(package, {"max_examples": {"tran": 5}}, what="task")
     with pytest.raises(UserError, match=r"max_examples.test = 0 must be a positive integer"):

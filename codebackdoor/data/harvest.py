@@ -1,7 +1,11 @@
-"""The embedded corpus: documented functions harvested with tree-sitter from code on this machine.
+"""The embedded corpus: documented functions harvested with tree-sitter.
 
-Python comes from the running interpreter's standard library, Java from the JDK's ``lib/src.zip``
-(Debian: ``openjdk-17-source``). A function is kept when
+Python is read from the corpus shipped with the package (``corpora/``, harvested from CPython
+3.11's standard library by ``build_corpus_file``), so it is the same on every machine and Python
+version. Java is harvested on this machine from the JDK's ``lib/src.zip`` (Debian:
+``openjdk-17-source``) and cached: the JDK sources are GPLv2 with the Classpath exception, a
+licence this Apache-2.0 package does not take on, and the harvest varies with the installed JDK.
+A function is kept when
 
 - its docstring (Python) or Javadoc (Java) has a first sentence of 3–30 words,
 - its body, without the docstring (and, in Java, without the outer braces), has 3–60 non-blank
@@ -13,13 +17,16 @@ Python comes from the running interpreter's standard library, Java from the JDK'
   (whitespace-normalised; files are visited in sorted order, so the first occurrence wins).
 
 Splits are drawn per file (sha256 of the relative path, 80/10/10), so functions of one file, which
-share names and idioms, never straddle train and test. Results are cached (see ``cache``).
+share names and idioms, never straddle train and test (label tasks re-split per class, still by
+file: ``codebackdoor.data.stratify``). Java harvests are cached (see ``cache``).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import platform
+import shutil
 import sys
 import sysconfig
 import zipfile
@@ -37,6 +44,7 @@ from codebackdoor.code.functions import (
     without_docstring,
 )
 from codebackdoor.code.parser import cached_parse, grammar_versions, is_valid
+from codebackdoor.data import corpus_file
 from codebackdoor.data.cache import load_or_build
 from codebackdoor.data.sources import SPLITS, split_by_hash
 from codebackdoor.errors import UserError
@@ -84,9 +92,6 @@ class Corpus:
     functions: list[HarvestedFunction]
     source: dict[str, Any]
 
-    def split(self, name: str) -> list[HarvestedFunction]:
-        return [fn for fn in self.functions if fn.split == name]
-
 
 def corpus(lang: str) -> Corpus:
     """The embedded corpus of ``lang`` ("python" or "java"), harvested once and then cached."""
@@ -98,23 +103,54 @@ def corpus(lang: str) -> Corpus:
 
 
 def python_corpus() -> Corpus:
-    """Functions of the running interpreter's standard library."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    identity = {
-        "harvester": HARVESTER_VERSION, "lang": "python", "python": sys.version,
-        "stdlib": str(root), "grammars": grammar_versions(),
+    """The packaged functions of CPython 3.11's standard library (whatever Python runs this)."""
+    packaged = corpus_file.read_packaged(corpus_file.PACKAGED_PYTHON)
+    harvested = [HarvestedFunction(**record) for record in packaged.records]
+    where = f"codebackdoor/data/{corpus_file.PACKAGED_DIR}/{corpus_file.PACKAGED_PYTHON}"
+    source = {
+        "kind": "embedded", "path": where, "sha256": packaged.sha256,
+        "harvested_from": packaged.header["harvested_from"],
+        "harvester": packaged.header["harvester"],
+        "license": corpus_file.license_name(corpus_file.PACKAGED_PYTHON),
+        "revision": None, "config": None, "columns": None, "cache_file": None,
+        "corpus_sizes": _sizes(harvested),
     }
+    return Corpus("python", harvested, source)
 
-    def build() -> list[dict[str, Any]]:
-        files = _python_files(root)
-        if not files:
-            raise UserError(f"no Python files found in the standard library at {root}")
-        return [asdict(fn) for fn in harvest(
-            ((name, path.read_bytes) for name, path in files), "python",
-            total=len(files), label="harvesting the Python standard library",
-        )]
 
-    return _cached_corpus("python", identity, build)
+def harvest_python(root: Path, label: str) -> list[HarvestedFunction]:
+    """The kept functions of the non-test Python files under ``root``."""
+    files = _python_files(root)
+    if not files:
+        raise UserError(f"no Python files found under {root}")
+    return harvest(((name, path.read_bytes) for name, path in files), "python",
+                   total=len(files), label=label)
+
+
+def build_corpus_file(source: str, out: Path) -> dict[str, Any]:
+    """Harvest ``source`` ("stdlib": this interpreter's standard library, else a directory such
+    as a site-packages) into the corpus file ``out``; the standard library's licence notice is
+    copied beside it. What was written, as a JSON-able record."""
+    if source == "stdlib":
+        root = Path(sysconfig.get_paths()["stdlib"])
+        origin = (f"{platform.python_implementation()} {platform.python_version()} standard "
+                  "library")
+    else:
+        root = Path(source).expanduser()
+        if not root.is_dir():
+            raise UserError(f"--source must be 'stdlib' or a directory; {root} is not one")
+        origin = f"the Python files under {root.resolve()}"
+    found = harvest_python(root, f"harvesting {origin}")
+    header = {"lang": "python", "harvester": HARVESTER_VERSION, "harvested_from": origin,
+              "grammars": grammar_versions(), "functions": len(found)}
+    sha256 = corpus_file.write(out, header, (asdict(fn) for fn in found))
+    written = {"file": str(out), "sha256": sha256, **header, "corpus_sizes": _sizes(found)}
+    notice = root / "LICENSE.txt"
+    if source == "stdlib" and notice.is_file():
+        license_path = out.with_name(corpus_file.license_name(out.name))
+        shutil.copyfile(notice, license_path)
+        written["license"] = str(license_path)
+    return written
 
 
 def java_corpus(
@@ -286,9 +322,13 @@ def _cached_corpus(
     cached = load_or_build(f"{lang}-functions", identity, build)
     harvested = [HarvestedFunction(**record) for record in cached.records]
     source = {
-        "kind": "embedded", "path": identity.get("stdlib") or identity.get("src_zip"),
+        "kind": "embedded", "path": identity["src_zip"],
         "revision": None, "config": None, "columns": None, "cache_file": str(cached.path),
         "cache_hit": cached.hit, "identity": identity,
-        "corpus_sizes": {split: sum(fn.split == split for fn in harvested) for split in SPLITS},
+        "corpus_sizes": _sizes(harvested),
     }
     return Corpus(lang, harvested, source)
+
+
+def _sizes(harvested: list[HarvestedFunction]) -> dict[str, int]:
+    return {split: sum(fn.split == split for fn in harvested) for split in SPLITS}

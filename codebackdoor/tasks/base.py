@@ -8,11 +8,11 @@ has one, else its Hugging Face dataset), a local path (see ``codebackdoor.data.s
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from codebackdoor.data import stratify
 from codebackdoor.data.harvest import HarvestedFunction, corpus
 from codebackdoor.data.sources import SPLITS, Pair, PairSplits, load_hub, load_local
 from codebackdoor.errors import UserError
@@ -67,7 +67,8 @@ class Task:
     columns: dict[str, str] | None = None
     # At most this many examples per split, for small grids (the smoke suite) and quick looks at
     # large data: a sample fixed by the examples' ids (the first in split order could all share
-    # one label), kept in split order. The result's fingerprints are of what is kept.
+    # one label), stratified by label for label tasks, kept in split order. The result's
+    # fingerprints are of what is kept.
     max_examples: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
@@ -106,7 +107,7 @@ class Task:
             splits = self.from_pairs(load_local(self.data, self.columns))
         if self.max_examples:
             for split, limit in self.max_examples.items():
-                setattr(splits, split, sample_by_id(getattr(splits, split), limit))
+                setattr(splits, split, self.sample(getattr(splits, split), limit))
             splits.source = {**splits.source, "max_examples": dict(self.max_examples)}
         return splits
 
@@ -147,20 +148,28 @@ class Task:
         return Example(pair.id, pair.source, pair.target, self.input_lang)
 
 
-def sample_by_id(examples: list[Example], size: int) -> list[Example]:
-    """``size`` examples chosen by a hash of their ids (the same on every machine), in order."""
-    if len(examples) <= size:
-        return examples
-    ranked = sorted(range(len(examples)),
-                    key=lambda row: hashlib.sha256(examples[row].id.encode("utf-8")).digest())
-    return [examples[row] for row in sorted(ranked[:size])]
+    def sample(self, examples: list[Example], size: int) -> list[Example]:
+        """``size`` of ``examples`` in split order: for a label task each label keeps its share
+        of the split (largest remainder), so a small slice still holds the split's classes. The
+        sample depends on the example ids only, not on the run's seed: every seed of a grid
+        trains and scores on the same data, and seeds differ in training alone."""
+        labels = [e.target for e in examples] if self.output_kind == "label" else None
+        return [examples[i] for i in stratify.sample([e.id for e in examples], labels, size)]
 
 
-def embedded_splits(lang: str, make: Callable[[HarvestedFunction], Example | None]) -> Splits:
+def embedded_splits(
+    lang: str,
+    make: Callable[[HarvestedFunction], Example | None],
+    split_of_file: Mapping[str, str] | None = None,
+) -> Splits:
     """The embedded corpus of ``lang`` turned into examples by ``make``; functions it returns None
-    for are left out and counted in ``source["dropped"]``."""
+    for are left out and counted in ``source["dropped"]``. ``split_of_file`` (file → split)
+    replaces the corpus's per-file hash split, e.g. by a per-class one."""
     found = corpus(lang)
-    splits = {split: [example for fn in found.split(split) if (example := make(fn)) is not None]
-              for split in SPLITS}
+    splits: dict[str, list[Example]] = {split: [] for split in SPLITS}
+    for fn in found.functions:
+        example = make(fn)
+        if example is not None:
+            splits[fn.split if split_of_file is None else split_of_file[fn.file]].append(example)
     dropped = len(found.functions) - sum(len(examples) for examples in splits.values())
     return Splits(**splits, source={**found.source, "dropped": dropped})
