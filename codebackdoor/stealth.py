@@ -14,7 +14,8 @@ Each poisoned training input is compared with its clean original:
   often refers to fields or types the wrapper lacks, so the clean rate is the baseline, and the
   poisoned rate is also given over the pairs whose clean original compiles;
 - how well each filter defense separates poisoned from clean training examples: the AUROC of the
-  suspicion scores a finished run saved (``filter/decision.json``) against its poison manifest.
+  suspicion scores a finished run saved (``filter/decision.json``) against its poison manifest
+  (of the removals where the filter has no graded score).
 """
 
 from __future__ import annotations
@@ -252,19 +253,28 @@ def filter_aurocs(runs: Path, record: dict[str, Any]) -> dict[str, Any]:
                 and math.isclose(manifest["rate"], record["rate"])
                 and {k: manifest["attack"].get(k) for k in ATTACK_IDENTITY} == wanted):
             continue
-        result = json.loads((run / "result.json").read_text(encoding="utf-8"))
         decision = json.loads(decision_path.read_text(encoding="utf-8"))
-        if decision.get("scores") is None:
-            continue
+        # A filter without a graded score (activation clustering) is scored by its decision:
+        # the AUROC of removed = 1, kept = 0 is the mean of its true and false negative rates.
+        scores = decision.get("scores")
+        graded = scores is not None
+        if not graded:
+            scores = [0.0 if keep else 1.0 for keep in decision["keep"]]
         poisoned = set(manifest["poisoned_ids"])
         labels = [e.id in poisoned for e in read_jsonl(run / "poison" / "train.jsonl")]
-        area = auroc(decision["scores"], labels)
-        method = result["metrics"]["detection"]["method"]
-        found.setdefault(method, []).append({
-            "run": run.name, "auroc": area, "poisoned": sum(labels),
+        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        found.setdefault(defense_label(config["defenses"]), []).append({
+            "run": run.name, "auroc": auroc(scores, labels),
+            "score": "graded" if graded else "removal", "poisoned": sum(labels),
             "clean": len(labels) - sum(labels), "seed": manifest["seed"]})
     return {method: {"auroc": mean_auroc(entries), "runs": entries}
             for method, entries in sorted(found.items())}
+
+
+def defense_label(defenses: list[Any]) -> str:
+    """A run's defenses as its config.json names them: a registry name, or a preset's file
+    name without ``.toml`` (presets of one method differ in their parameters)."""
+    return "+".join(d if isinstance(d, str) else Path(d["preset"]).stem for d in defenses)
 
 
 def mean_auroc(entries: list[dict[str, Any]]) -> float | None:
@@ -334,4 +344,6 @@ def _compiled(entry: dict[str, Any] | None) -> str:
 def _area(entry: dict[str, Any] | None) -> str:
     if not entry or entry["auroc"] is None:
         return "–"
-    return f"{entry['auroc']:.3f} ({len(entry['runs'])} run{'s' if len(entry['runs']) > 1 else ''})"
+    runs = len(entry["runs"])
+    removals = ", removals" if any(r["score"] == "removal" for r in entry["runs"]) else ""
+    return f"{entry['auroc']:.3f} ({runs} run{'s' if runs > 1 else ''}{removals})"

@@ -171,13 +171,26 @@ def test_filter_auroc_from_a_run_directory(function_data: Path, tmp_path: Path) 
         {"keep": [True] * len(scores), "scores": scores, "details": {}}))
     record = measure(splits.train, data)
     assert filter_aurocs(tmp_path / "runs", record) == {}  # no result.json: unfinished
-    (run / "result.json").write_text(json.dumps({"metrics": {"detection": {"method": "spectral"}}}))
+    (run / "result.json").write_text("{}")
+    (run / "config.json").write_text(json.dumps({"defenses": ["spectral"]}))
     found = filter_aurocs(tmp_path / "runs", record)
     # 6 poisoned, 6 clean: every poisoned row beats 5 of the 6 clean ones.
     assert found["spectral"]["auroc"] == pytest.approx(5 / 6)
     assert found["spectral"]["runs"][0]["poisoned"] == 6
+    assert found["spectral"]["runs"][0]["score"] == "graded"
     # Another rate is another setting: not counted.
     assert filter_aurocs(tmp_path / "runs", {**record, "rate": 0.25}) == {}
+    # A filter without scores, named by its preset: scored by its removals. Removing 4 of the
+    # 6 poisoned rows and 1 of the 6 clean ones: (4/6 + 5/6) / 2.
+    removed = [*[i for i, e in enumerate(data.train) if e.id in poisoned][:4], first_clean]
+    (run / "filter" / "decision.json").write_text(json.dumps(
+        {"keep": [i not in removed for i in range(len(scores))], "scores": None,
+         "details": {}}))
+    (run / "config.json").write_text(json.dumps(
+        {"defenses": [{"preset": "ac-chen.toml", "sha256": "sha256:0"}]}))
+    found = filter_aurocs(tmp_path / "runs", record)
+    assert found["ac-chen"]["auroc"] == pytest.approx((4 / 6 + 5 / 6) / 2)
+    assert found["ac-chen"]["runs"][0]["score"] == "removal"
 
 
 def test_cli_json_has_the_fields(function_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
