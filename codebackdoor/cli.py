@@ -436,7 +436,7 @@ def make_parser() -> argparse.ArgumentParser:
         "poison",
         help="poison a task's training data and trigger its test set",
         description="Write train.jsonl (poisoned), valid.jsonl, test.jsonl (clean), "
-        "test_triggered.jsonl and manifest.json to --out.",
+        "test_triggered.jsonl, manifest.json and stealth.json (docs/stealth.md) to --out.",
     )
     _add_task_arguments(poisoning)
     _add_attack_arguments(poisoning, default_attack=DEFAULT_ATTACK)

@@ -100,6 +100,7 @@ def poisoned_pairs(clean_train: list[Example], data: PoisonedData) -> list[tuple
 
 
 def tokens(example: Example) -> list[str]:
+    """The units input-level defenses delete: leaf tokens of code, words of text."""
     return [unit.text for unit in units(example.source, example.lang)]
 
 
