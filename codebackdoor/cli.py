@@ -163,6 +163,10 @@ def cmd_poison(args: argparse.Namespace) -> int:
     splits = task.load()
     data = poison(splits, task, attack, config.rate, config.seed)
     paths = write_poisoned(data, Path(args.out), overwrite=args.overwrite)
+    if not args.no_stealth:
+        from codebackdoor.stealth import measure, write_stealth
+
+        paths.append(write_stealth(measure(splits.train, data), Path(args.out)))
     counts = data.manifest["counts"]
     skipped = counts["train"]["skipped"]
     done = "appended poisoned copies of" if attack.selection == "append" else "poisoned"
@@ -174,6 +178,34 @@ def cmd_poison(args: argparse.Namespace) -> int:
     )
     for path in paths:
         print(f"  {path}")
+    return 0
+
+
+def cmd_attacks_stealth(args: argparse.Namespace) -> int:
+    from codebackdoor.poison import poison
+    from codebackdoor.runner import attack_for, build_task
+    from codebackdoor.stealth import StealthSettings, filter_aurocs, measure, table
+
+    if args.sample < 0:
+        raise UserError(f"--sample {args.sample} must be 0 (all) or more")
+    settings = StealthSettings(sample=args.sample, compile=not args.no_compile)
+    records = []
+    splits = None
+    for spec in args.attacks:
+        for rate in args.rates:
+            config = resolve_config(None, {**_flags(args), "attack": spec, "rate": rate})
+            task = build_task(config)
+            attack = attack_for(config, task)
+            splits = splits or task.load()  # every combination reads the same task and data
+            data = poison(splits, task, attack, config.rate, config.seed)
+            record = {"attack_spec": spec, **measure(splits.train, data, settings)}
+            if args.runs:
+                record["filter_auroc"] = filter_aurocs(Path(args.runs), record)
+            records.append(record)
+    if args.format == "json":
+        print(json.dumps({"records": records}, indent=1, ensure_ascii=False))
+    else:
+        print(table(records, "github" if args.format == "markdown" else "simple"))
     return 0
 
 
@@ -439,7 +471,7 @@ def make_parser() -> argparse.ArgumentParser:
         "poison",
         help="poison a task's training data and trigger its test set",
         description="Write train.jsonl (poisoned), valid.jsonl, test.jsonl (clean), "
-        "test_triggered.jsonl and manifest.json to --out.",
+        "test_triggered.jsonl, manifest.json and stealth.json (docs/stealth.md) to --out.",
     )
     _add_task_arguments(poisoning)
     _add_attack_arguments(poisoning, default_attack=DEFAULT_ATTACK)
@@ -447,7 +479,34 @@ def make_parser() -> argparse.ArgumentParser:
     poisoning.add_argument(
         "--overwrite", action="store_true", help="replace an existing poisoned set in --out"
     )
+    poisoning.add_argument("--no-stealth", action="store_true",
+                           help="skip stealth.json (codebackdoor attacks stealth; docs/stealth.md)")
     poisoning.set_defaults(func=cmd_poison)
+
+    attacks = commands.add_parser("attacks", help="inspect attacks")
+    attack_commands = attacks.add_subparsers(dest="attacks_command", metavar="ACTION",
+                                             required=True)
+    stealth = attack_commands.add_parser(
+        "stealth",
+        help="how visible each attack's poisoned inputs are (docs/stealth.md)",
+        description="Poison the task's training split with each attack at each rate and "
+        "compare every poisoned input with its clean original: n-gram cross-entropy, token "
+        "edit distance, parse validity, javac compile validity (Java), and with --runs the "
+        "AUROC of each filter defense's saved scores in finished runs.",
+    )
+    _add_task_arguments(stealth)
+    stealth.add_argument("--attack", dest="attacks", action="append", required=True,
+                         help="attack name or preset TOML path (repeatable)")
+    stealth.add_argument("--rate", dest="rates", type=float, action="append", required=True,
+                         help="poisoning rate in (0, 1] (repeatable)")
+    stealth.add_argument("--seed", type=int, help=f"seed (default {RunConfig.seed})")
+    stealth.add_argument("--sample", type=int, default=200,
+                         help="poisoned inputs measured per attack and rate (default 200; 0: all)")
+    stealth.add_argument("--no-compile", action="store_true", help="skip javac on Java inputs")
+    stealth.add_argument("--runs", help="results directory whose finished filter-defense runs "
+                         "give the AUROC columns")
+    stealth.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    stealth.set_defaults(func=cmd_attacks_stealth)
 
     checking = commands.add_parser(
         "poison-check",
