@@ -1,3 +1,3 @@
 """codebackdoor: backdoor attacks and defenses for code language models under one set of rules."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -55,7 +55,9 @@ class RunConfig:
     rate: float = 0.05
     seed: int = 1
     defenses: list[str] = field(default_factory=list)
-    model: str = "tiny-roberta"
+    # The embedded default's victim and input length, chosen by measurement (docs/results.md):
+    # the fixed trigger sits in the first statement, inside the first 64 tokens.
+    model: str = "tiny-roberta-2l"
     model_revision: str | None = None
     trust_remote_code: bool = False
     lora: bool = False
@@ -71,7 +73,7 @@ class RunConfig:
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-3
-    max_source_length: int = 128
+    max_source_length: int = 64
     max_target_length: int = 64
     generation_max_length: int = 64
     # examples of the clean and the triggered test set scored after every epoch (0: no curve)

@@ -84,6 +84,7 @@ _KINDS = (
         "small-t5": "codebackdoor.models.presets:SMALL_T5",
         "tiny-gpt2": "codebackdoor.models.presets:TINY_GPT2",
         "tiny-roberta": "codebackdoor.models.presets:TINY_ROBERTA",
+        "tiny-roberta-2l": "codebackdoor.models.presets:TINY_ROBERTA_2L",
         "tiny-codet5": "codebackdoor.models.presets:TINY_CODET5",
         "tiny-bart": "codebackdoor.models.presets:TINY_BART",
         "tiny-llama": "codebackdoor.models.presets:TINY_LLAMA",

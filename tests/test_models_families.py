@@ -241,14 +241,15 @@ def test_lora_trains_under_bf16_with_gradient_checkpointing(tiny_lyra, tmp_path)
 
 
 def test_new_training_fields_leave_existing_run_ids_unchanged():
-    # The default config's run id of codebackdoor 0.2.0 before precision and
-    # gradient_checkpointing existed (0.1.0's was fc7d7a05effce113: the version counts).
-    assert run_id(RunConfig()) == "7349273a768d2337"
-    assert "precision" not in identity(RunConfig())
+    # The default config's run id of codebackdoor 0.3.0 (0.2.0's was 7349273a768d2337 and
+    # 0.1.0's fc7d7a05effce113: the version counts); fields added later stay out at their default.
+    assert run_id(RunConfig()) == "f79ba034188546d8"
+    assert not {"precision", "length_grouped"} & set(identity(RunConfig()))
     changed = {run_id(make_config({"precision": "bf16"})),
                run_id(make_config({"gradient_checkpointing": True})),
-               run_id(make_config({"precision": "fp32"}))}
-    assert len(changed) == 3 and run_id(RunConfig()) not in changed
+               run_id(make_config({"precision": "fp32"})),
+               run_id(make_config({"length_grouped": False}))}
+    assert len(changed) == 4 and run_id(RunConfig()) not in changed
 
 
 def test_bf16_and_fp16_flags_exclude_each_other(capsys):

@@ -136,6 +136,21 @@ TINY_ROBERTA = PresetSpec(
 )
 
 
+# The embedded default's victim: tiny-roberta with 2 layers instead of 4. Chosen by measurement
+# for `codebackdoor run` (docs/results.md): on the package task it learns the clean task and the
+# fixed trigger as well as 4 layers do on every seed tried, at half the compute.
+TINY_ROBERTA_2L = PresetSpec(
+    name="tiny-roberta-2l",
+    family="roberta",
+    generates=None,
+    config={**TINY_ROBERTA.config, "num_hidden_layers": 2},
+    description="tiny-roberta with 2 layers (128 wide, 4 heads, intermediate 512, ~1.6M "
+    "parameters with the task's 8k vocabulary), random init, byte-level BPE trained on the "
+    "task; the embedded default",
+    citation=TINY_ROBERTA.citation,
+)
+
+
 # The model families of the code-backdoor literature, tiny and randomly initialised: each is the
 # family's transformers architecture with its tokenizer's special-token conventions
 # (docs/models.md). Decoders are 4 layers and encoder-decoders 2+2, 128 wide, like the presets
