@@ -15,6 +15,7 @@ from codebackdoor.cli import main
 from codebackdoor.leaderboard.compare import compare, report, setting_differences
 from codebackdoor.leaderboard.html import page
 from codebackdoor.leaderboard.published import comparable, read_published
+from codebackdoor.metrics.classification import subtoken_f1_distinct
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "leaderboard" / "published.json"
@@ -178,3 +179,17 @@ def test_the_mirror_suites_plan(suite: str, cells: int,
     assert main(["bench", str(ROOT / "benchmarks" / f"{suite}.toml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"{cells} cells" in out
+
+
+def test_seq2seq_f1_stays_apart_from_subtoken_f1_distinct(rows: list[dict]) -> None:
+    """Ramakrishnan's and AFRAIDOOR's evaluator counts distinct subtokens as
+    subtoken-f1-distinct does, but on whitespace tokens of vocabulary-mapped references
+    (docs/published.md), so their F1 is shown alone."""
+    seq2seq_f1 = [metric for row in rows if row["id"].startswith(("ramakrishnan-", "afraidoor-"))
+                  for name, metric in row["metrics"].items() if name.startswith("f1")]
+    assert len(seq2seq_f1) == 25
+    assert not [metric for metric in seq2seq_f1 if "local" in metric]
+    assert all("'<unk>'" in metric["definition"] for metric in seq2seq_f1)
+    # The tokenisation difference the page gives: their whitespace tokens score 1 of 2 here.
+    assert subtoken_f1_distinct(["utf8 stream"], ["utf8 reader"])["precision"] == (
+        pytest.approx(100 * 2 / 3))

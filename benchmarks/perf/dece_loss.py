@@ -1,6 +1,6 @@
 """DeCE loss: forward + backward time and extra peak memory, as ratios to F.cross_entropy.
 
-    python benchmarks/perf/dece_loss.py [--rows 8192] [--vocab 32100 50257] [--threads 2]
+    python benchmarks/perf/dece_loss.py [--rows 8192] [--vocab 32100 50257] [--threads 2] [--json]
 
 Compared on the same random logits (float32, one position in ten ignored): F.cross_entropy,
 the published dense formula in float32, and the lean DeCE loss eager and compiled. Targets:
@@ -31,7 +31,10 @@ import time
 import warnings
 from collections.abc import Callable
 
+from report import add_json_flag, comparison, emit, ratio_text
+
 METHODS = ("F.cross_entropy", "dense formula", "DeCE eager", "DeCE compiled")
+BASELINE = METHODS[0]
 # N×V float32 buffers each method holds at its peak beyond the logits, as measured with
 # some margin; only used to skip a measurement that the machine's free memory cannot hold.
 BUFFERS_AT_PEAK = {"F.cross_entropy": 4, "dense formula": 7, "DeCE eager": 2, "DeCE compiled": 2}
@@ -45,6 +48,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, nargs="+", default=[32100, 50257])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
+    add_json_flag(parser)
     parser.add_argument("--worker", choices=("time", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)  # comma-separated for "time"
     args = parser.parse_args()
@@ -62,36 +66,48 @@ def main() -> None:
 def report(args: argparse.Namespace) -> None:
     from tabulate import tabulate
 
-    print(f"N = {args.rows}, {args.threads} CPU threads, forward + backward, alpha = {ALPHA}")
-    # Other processes on the machine slow the many-kernel methods most; say how busy it was.
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    load_before = round(os.getloadavg()[0], 2)
+    if not args.json:
+        print(f"N = {args.rows}, {args.threads} CPU threads, forward + backward, alpha = {ALPHA}")
+        # Other processes on the machine slow the many-kernel methods most; say how busy it was.
+        print(f"load average before: {load_before:.2f} on {os.cpu_count()} CPUs", flush=True)
+    shapes = []
     for vocab in args.vocab:
         fits = [method for method in METHODS if fits_in_memory(method, args.rows, vocab)]
         times = run_worker("time", ",".join(fits), args, vocab)
         memory = {method: run_worker("memory", method, args, vocab) for method in fits}
-        base_time = times["F.cross_entropy"]["median_s"]
-        base_memory = memory["F.cross_entropy"]["extra_peak_bytes"]
+        time_ratios = comparison({m: times[m]["median_s"] for m in fits}, BASELINE, "s (median)",
+                                 fell_back_to_eager=[m for m in fits if times[m]["fell_back"]])
+        memory_ratios = comparison({m: memory[m]["extra_peak_bytes"] for m in fits}, BASELINE,
+                                   "extra peak bytes")
+        shapes.append({"vocab": vocab, "time": time_ratios, "memory": memory_ratios,
+                       "skipped_for_memory": [m for m in METHODS if m not in fits],
+                       "load_average_after": round(os.getloadavg()[0], 2)})
+        if args.json:
+            continue
         rows = []
         for method in METHODS:
             if method not in fits:
                 rows.append([method, "skipped: not enough free memory", "", "", ""])
                 continue
-            seconds = times[method]["median_s"]
-            extra = memory[method]["extra_peak_bytes"]
             label = method + (" (fell back to eager)" if times[method]["fell_back"] else "")
             rows.append(
                 [
                     label,
-                    f"{seconds:.3f}",
-                    f"{seconds / base_time:.2f}x",
-                    f"{extra / GIB:.2f}",
-                    f"{extra / base_memory:.2f}x",
+                    f"{time_ratios['values'][method]:.3f}",
+                    f"{time_ratios['ratios'][method]:.2f}x",
+                    f"{memory_ratios['values'][method] / GIB:.2f}",
+                    ratio_text(memory_ratios["ratios"][method]),
                 ]
             )
         headers = ["method", "time (s, median)", "time / CE", "extra peak (GiB)", "memory / CE"]
         print(f"\nV = {vocab}")
         print(tabulate(rows, headers=headers, disable_numparse=True))
-        print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
+        print(f"load average after: {shapes[-1]['load_average_after']:.2f}", flush=True)
+    if args.json:
+        emit("dece_loss", args, {"alpha": ALPHA, "load_average_before": load_before,
+                                 "vocabularies": shapes},
+             internal=("worker", "method"), torch_threads=args.threads)
 
 
 def fits_in_memory(method: str, rows: int, vocab: int) -> bool:

@@ -5,9 +5,10 @@ Trains ``tiny-qwen2`` (padding = ``<|endoftext|>`` = eos) on the 16 toy methods 
 and with the released DeCE scripts' rule (every label equal to the padding id ignored, the real
 end of sequence included). Prints, per seed, how many of the 16 prompts the model ends with eos
 within ``--limit`` new tokens. ``tests/test_models_families.py`` asserts on one seed with the
-margin this spread allows.
+margin this spread allows. A measurement of behaviour, not of speed: there is no timing
+baseline and no ratio.
 
-    python benchmarks/perf/eos_padding.py [--seeds 1 2 3] [--epochs 20] [--limit 12]
+    python benchmarks/perf/eos_padding.py [--seeds 1 2 3] [--epochs 20] [--limit 12] [--json]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from codebackdoor.models.training import padding_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from conftest import TOY_METHODS
+from report import add_json_flag, emit
 
 PRESET = "tiny-qwen2"
 
@@ -75,6 +77,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--limit", type=int, default=12)
+    add_json_flag(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     original = training.training_features
@@ -88,8 +91,20 @@ def main() -> None:
                     victim = trained(seed, args.epochs, Path(work) / f"{name}-{seed}")
                 finally:
                     training.training_features = original
-                counts.append(f"{stopping(victim, TOY_METHODS, args.limit)}/{len(TOY_METHODS)}")
+                counts.append(stopping(victim, TOY_METHODS, args.limit))
             rows.append([seed, *counts])
+    if args.json:
+        emit("eos_padding", args, {
+            "preset": PRESET, "prompts": len(TOY_METHODS),
+            "baseline": None, "ratios": None,
+            "note": "prompts ended with eos within --limit new tokens, per seed and labelling "
+                    "rule; a count of behaviour, with no timing baseline",
+            "ended_with_eos": [{"seed": seed, "labels by position": ours, "released rule": theirs}
+                               for seed, ours, theirs in rows],
+        })
+        return
+    total = len(TOY_METHODS)
+    rows = [[seed, f"{ours}/{total}", f"{theirs}/{total}"] for seed, ours, theirs in rows]
     print(f"{PRESET}, {args.epochs} epochs: prompts ended with eos within {args.limit} tokens")
     print(tabulate(rows, headers=["seed", "labels by position", "released rule"]))
 

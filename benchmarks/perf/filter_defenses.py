@@ -1,7 +1,7 @@
 """Filter defenses: BKI's batched victim calls against one sequence at a time, and spectral
 signatures and activation clustering on 50,000 representations.
 
-    python benchmarks/perf/filter_defenses.py [--examples 40] [--units 32] [--rows 50000]
+    python benchmarks/perf/filter_defenses.py [--examples 40] [--units 32] [--rows 50000] [--json]
 
 (a) BKI: the same `BKI.deltas` code three ways, on an untrained tiny RoBERTa and the embedded
 Python corpus: one sequence per forward pass (the baseline, as ONION's benchmark), one example's
@@ -18,7 +18,10 @@ import argparse
 import os
 import time
 
+from report import add_json_flag, comparison, emit
 from tabulate import tabulate
+
+BASELINE = "Xᵀ X float64 (baseline)"
 
 
 def main() -> None:
@@ -31,21 +34,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     # Rows per forward pass of BKI's batched path (None: the victim's evaluation batch size).
     parser.add_argument("--batch-size", type=int, default=None)
+    add_json_flag(parser)
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    print(
-        f"{args.threads} CPU threads; load average {os.getloadavg()[0]:.2f} "
-        f"on {os.cpu_count()} CPUs",
-        flush=True,
-    )
-    bki(args)
-    representations(args)
+    load = round(os.getloadavg()[0], 2)
+    if not args.json:
+        print(f"{args.threads} CPU threads; load average {load:.2f} on {os.cpu_count()} CPUs",
+              flush=True)
+    measured = {"load_average_before": load, "bki": bki(args),
+                "representations": representations(args)}
+    if args.json:
+        emit("filter_defenses", args, measured)
 
 
-def bki(args: argparse.Namespace) -> None:
+def bki(args: argparse.Namespace) -> dict:
     from codebackdoor.defenses.bki import BKI
     from codebackdoor.defenses.units import units
     from codebackdoor.models.victim import load_victim
@@ -84,22 +89,28 @@ def bki(args: argparse.Namespace) -> None:
         for x, y in zip(results["batched"], scored, strict=True)
         for a, b in zip(x, y, strict=True)
     )
+    fastest = comparison({name: min(times[name]) for name in names}, names[0],
+                         "s (fastest round)", invert=True, examples=len(train), inputs=inputs,
+                         max_difference=worst, runs_s=times)
+    if args.json:
+        return fastest
     print(
         f"\n(a) BKI on {len(train)} examples, {inputs} victim inputs "
         f"(max difference between the paths {worst:.1e}; fastest of {args.rounds} rounds)"
     )
-    base = min(times[names[0]])
     rows = []
     for name in names:
-        seconds = min(times[name])
-        rows.append([name, f"{seconds:.2f}", f"{inputs / seconds:.0f}", f"{base / seconds:.1f}x"])
+        seconds = fastest["values"][name]
+        rows.append([name, f"{seconds:.2f}", f"{inputs / seconds:.0f}",
+                     f"{fastest['ratios'][name]:.1f}x"])
     print(
         tabulate(rows, headers=["path", "time (s)", "inputs/s", "speed-up"], disable_numparse=True),
         flush=True,
     )
+    return fastest
 
 
-def representations(args: argparse.Namespace) -> None:
+def representations(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from codebackdoor.defenses.activation_clustering import ActivationClustering
@@ -117,14 +128,19 @@ def representations(args: argparse.Namespace) -> None:
         "ac ica": lambda: ActivationClustering().decide(vectors, groups, seed=1),
         "ac pca": lambda: ActivationClustering(reduction="pca").decide(vectors, groups, seed=1),
     }
-    rows = [["Xᵀ X float64 (baseline)", f"{base:.3f}", "1.0x"]]
+    seconds = {BASELINE: base}
     for name, run in methods.items():
         start = time.perf_counter()
         run()
-        seconds = time.perf_counter() - start
-        rows.append([name, f"{seconds:.3f}", f"{seconds / base:.1f}x"])
+        seconds[name] = time.perf_counter() - start
+    timed = comparison(seconds, BASELINE, "s")
+    if args.json:
+        return timed
+    rows = [[name, f"{value:.3f}", f"{timed['ratios'][name]:.1f}x"]
+            for name, value in seconds.items()]
     print(f"\n(b) {args.rows} x {args.width} random representations, one group")
     print(tabulate(rows, headers=["method", "time (s)", "/ baseline"], disable_numparse=True))
+    return timed
 
 
 if __name__ == "__main__":

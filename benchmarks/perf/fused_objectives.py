@@ -26,8 +26,8 @@ dece_loss.py: after the inputs and a warm-up run, the peak-RSS counter is reset
 (/proc/self/clear_refs), and extra peak = VmHWM after one more forward + backward minus VmRSS
 before it, with glibc told to return every block over 64 KiB to the system
 (MALLOC_MMAP_THRESHOLD_). It includes the gradients of the weight and the hidden states,
-which every method produces. Linux only. ``--json`` prints the measurements as JSON instead of
-tables.
+which every method produces. Linux only. ``--json`` prints the measurements, their ratios and
+the machine as JSON instead of tables.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from collections.abc import Callable
 
 # The resident-set reader of the DeCE benchmark, beside this file.
 from dece_loss import resident_kib
+from report import add_json_flag, comparison, emit, ratio_text
 
 OBJECTIVES = ("ce", "label-smoothing", "dece", "gce", "in-trust")
 BASELINE = "F.cross_entropy on logits"
@@ -70,7 +71,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-step", action="store_true", help="skip the training step")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_json_flag(parser)
     parser.add_argument("--worker", choices=("time", "memory", "step"), help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)  # comma-separated for "time"
     args = parser.parse_args()
@@ -133,36 +134,45 @@ def report(args: argparse.Namespace) -> None:
                              "extra_peak_bytes": memory[method]["extra_peak_bytes"]}
                     for method in methods
                 },
+                **ratios_to(BASELINE, times, memory),
             })
             if not args.json:
                 print_shape(document["shapes"][-1], args.rows)
     if not args.no_step:
+        steps = {method: run_worker(["--worker", "step", "--method", method], args)
+                 for method in STEP_METHODS}
         document["step"] = {
-            "model": STEP_MODEL, "batch": STEP_BATCH, "length": STEP_LENGTH,
-            "methods": {
-                method: run_worker(["--worker", "step", "--method", method], args)
-                for method in STEP_METHODS
-            },
+            "model": STEP_MODEL, "batch": STEP_BATCH, "length": STEP_LENGTH, "methods": steps,
+            **ratios_to(STEP_METHODS[0], steps, steps),
         }
         if not args.json:
             print_step(document["step"])
     document["load_average_after"] = round(os.getloadavg()[0], 2)
     if args.json:
-        print(json.dumps(document, indent=2))
+        emit("fused_objectives", args, document, internal=("worker", "method"),
+             torch_threads=args.threads)
     else:
         print(f"\nload average: {document['load_average_before']} before, "
               f"{document['load_average_after']} after, on {document['cpus']} CPUs; "
               f"Liger: {document['liger']}")
 
 
+def ratios_to(baseline: str, times: dict, memory: dict) -> dict:
+    """The time and the memory comparison of every method with ``baseline``'s."""
+    return {
+        "time": comparison({m: times[m]["median_s"] for m in times}, baseline, "s (median)"),
+        "memory": comparison({m: memory[m]["extra_peak_bytes"] for m in memory}, baseline,
+                             "extra peak bytes"),
+    }
+
+
 def print_shape(shape: dict, rows: int) -> None:
     from tabulate import tabulate
 
-    base = shape["methods"][BASELINE]
+    time_ratio, memory_ratio = shape["time"]["ratios"], shape["memory"]["ratios"]
     table = [
-        [method, f"{m['median_s']:.3f}", f"{m['median_s'] / base['median_s']:.2f}x",
-         f"{m['extra_peak_bytes'] / GIB:.3f}",
-         f"{m['extra_peak_bytes'] / base['extra_peak_bytes']:.2f}x"]
+        [method, f"{m['median_s']:.3f}", f"{time_ratio[method]:.2f}x",
+         f"{m['extra_peak_bytes'] / GIB:.3f}", ratio_text(memory_ratio[method])]
         for method, m in shape["methods"].items()
     ]
     print(f"\nN = {rows}, V = {shape['vocab']}, H = {shape['hidden']}, forward + backward")
@@ -173,13 +183,11 @@ def print_shape(shape: dict, rows: int) -> None:
 def print_step(step: dict) -> None:
     from tabulate import tabulate
 
-    methods = step["methods"]
-    base = methods[STEP_METHODS[0]]
+    time_ratio, memory_ratio = step["time"]["ratios"], step["memory"]["ratios"]
     table = [
-        [method, f"{m['median_s']:.3f}", f"{m['median_s'] / base['median_s']:.2f}x",
-         f"{m['extra_peak_bytes'] / GIB:.3f}",
-         f"{m['extra_peak_bytes'] / base['extra_peak_bytes']:.2f}x", m["loss_path"]]
-        for method, m in methods.items()
+        [method, f"{m['median_s']:.3f}", f"{time_ratio[method]:.2f}x",
+         f"{m['extra_peak_bytes'] / GIB:.3f}", ratio_text(memory_ratio[method]), m["loss_path"]]
+        for method, m in step["methods"].items()
     ]
     print(f"\ntraining step of a tiny Llama-style victim {step['model']}, "
           f"batch {step['batch']} x {step['length']} tokens")

@@ -13,15 +13,14 @@ difference between the two reference timings says the machine's load changed dur
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from report import add_json_flag, emit
 from tabulate import tabulate
 
 REFERENCE_STEPS = 20
@@ -66,7 +65,7 @@ def main_job(workdir: Path) -> tuple[float, int, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=300.0, help="seconds (default 300)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_flag(parser)
     args = parser.parse_args()
 
     before = reference_workload()
@@ -81,11 +80,9 @@ def main() -> int:
         "ratio_to_budget": round(wall / args.budget, 3),
         "reference_s": [round(before, 2), round(after, 2)],
         "ratio_to_reference": round(wall / reference, 1),
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
-                    "python": platform.python_version()},
     }
     if args.json:
-        print(json.dumps(report, indent=1))
+        emit("main_job", args, report)
     else:
         print(output)
         print(tabulate(

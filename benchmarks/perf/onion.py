@@ -1,6 +1,6 @@
 """ONION scoring: all inputs' leave-one-out variants in batched LM calls, against loops.
 
-    python benchmarks/perf/onion.py [--inputs 64] [--threads 1] [--rounds 1]
+    python benchmarks/perf/onion.py [--inputs 64] [--threads 1] [--rounds 1] [--json]
 
 Scores the suspicion of every word of the first Lyra test inputs (../shared/datasets/lyra) with
 an untrained tiny-gpt2 (the cost does not depend on the weights; its tokenizer is trained on the
@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from report import add_json_flag, comparison, emit
 from tabulate import tabulate
 
 from codebackdoor.defenses.base import DefenseContext
@@ -37,6 +38,7 @@ from codebackdoor.models import load_victim
 # Inputs of the warm-up run, whose suspicions the three methods must agree on.
 WARM_UP = 4
 LYRA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "lyra"
+BASELINE = "baseline: one sequence per call"
 
 
 @dataclass
@@ -51,6 +53,7 @@ def main() -> None:
     # descheduling make the many small calls of the loops several times slower still.
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1)
+    add_json_flag(parser)
     args = parser.parse_args()
 
     import torch
@@ -70,7 +73,7 @@ def main() -> None:
         for onion in (per_sequence, batched):
             onion.fit([], context)
         methods = {
-            "baseline: one sequence per call": per_sequence.suspicions,
+            BASELINE: per_sequence.suspicions,
             "one input per call": lambda inputs: [batched.suspicions([s])[0] for s in inputs],
             "batched": batched.suspicions,
         }
@@ -84,16 +87,21 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
 
     texts = sum(len(units) + 1 for units in scored)
+    medians = comparison({name: statistics.median(seconds) for name, seconds in times.items()},
+                         BASELINE, "s (median)", invert=True, inputs=len(sources), texts=texts,
+                         runs_s=times)
+    if args.json:
+        emit("onion", args, {"load_average_before": round(load, 2), "scoring": medians})
+        return
     print(
         f"{len(sources)} Lyra inputs, {texts} texts scored (inputs + leave-one-out variants), "
         f"untrained tiny-gpt2, {args.threads} CPU threads, median of {args.rounds} rounds"
     )
     print(f"load average before: {load:.2f} on {os.cpu_count()} CPUs")
-    base = statistics.median(times["baseline: one sequence per call"])
     rows = []
-    for name, seconds in times.items():
-        median = statistics.median(seconds)
-        rows.append([name, f"{median:.2f} s", f"{texts / median:,.0f}", f"{base / median:.1f}x"])
+    for name, median in medians["values"].items():
+        rows.append([name, f"{median:.2f} s", f"{texts / median:,.0f}",
+                     f"{medians['ratios'][name]:.1f}x"])
     print(tabulate(rows, headers=["method", "time", "texts/s", "speed-up vs baseline"]))
 
 

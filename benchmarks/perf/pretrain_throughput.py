@@ -12,7 +12,7 @@ time is measured: with one torch thread it counts the work done and not the time
 waited for a core, so its ratio stays readable when other jobs load the machine. Tokens/s
 counts corpus tokens (steps × batch × block length) per wall second.
 
-    python benchmarks/perf/pretrain_throughput.py [--steps 12] [--rounds 3] [--arch t5 ...]
+    python benchmarks/perf/pretrain_throughput.py [--steps 12] [--rounds 3] [--arch t5 ...] [--json]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import add_json_flag, comparison, emit
 from tabulate import tabulate
 
 from codebackdoor.defenses.objectives import CrossEntropy
@@ -40,6 +41,7 @@ from codebackdoor.pretrain.model import collator, new_model
 from codebackdoor.pretrain.sizes import ARCHITECTURES, KINDS, pretrain_size
 
 PACKAGES = ("json", "email", "http", "xml", "asyncio", "concurrent")
+BASELINE = "plain Trainer"
 
 
 def time_project(spec, tokenizer, dataset, settings, output_dir) -> tuple[float, float]:
@@ -78,14 +80,14 @@ def time_plain_trainer(spec, tokenizer, dataset, settings, output_dir) -> tuple[
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def measure(arch: str, steps: int, rounds: int, corpus, scratch: Path) -> list[tuple]:
+def measure(arch: str, steps: int, rounds: int, corpus, scratch: Path) -> dict:
     spec = pretrain_size(arch, "tiny")
     # No checkpoint inside the measured steps: both paths would write the same files.
     spec = dataclasses.replace(spec, save_steps=steps + 1, tokenizer_sample_bytes=2_000_000)
     tokenizer, _ = corpus_tokenizer(spec, corpus)
     dataset = token_blocks(spec, corpus, tokenizer, blocks_needed=steps * spec.batch_size)
     settings = spec.step_settings(steps)
-    runners = {"plain Trainer": time_plain_trainer, "train_steps": time_project}
+    runners = {BASELINE: time_plain_trainer, "train_steps": time_project}
     walls: dict[str, list[float]] = {name: [] for name in runners}
     cpus: dict[str, list[float]] = {name: [] for name in runners}
     for round_index in range(rounds + 1):  # round 0 warms up caches and lazy imports
@@ -97,22 +99,34 @@ def measure(arch: str, steps: int, rounds: int, corpus, scratch: Path) -> list[t
                 walls[name].append(wall)
                 cpus[name].append(cpu)
     tokens = steps * spec.tokens_per_step
+    # Ratios are the plain Trainer's time over each path's: above 1, the project's is faster.
+    return {
+        "model": spec.name,
+        "tokens": tokens,
+        "wall_s": walls,
+        "cpu_s": cpus,
+        "wall_fastest": comparison({n: min(v) for n, v in walls.items()}, BASELINE, "s",
+                                   invert=True),
+        "cpu_fastest": comparison({n: min(v) for n, v in cpus.items()}, BASELINE, "s",
+                                  invert=True),
+        "cpu_median": comparison({n: statistics.median(v) for n, v in cpus.items()}, BASELINE,
+                                 "s", invert=True),
+    }
 
-    def ratio(times: dict[str, list[float]], name: str, pick) -> str:
-        return f"{pick(times['plain Trainer']) / pick(times[name]):.3f}"
 
+def table_rows(measured: dict) -> list[tuple]:
     return [
         (
-            spec.name,
+            measured["model"],
             name,
-            f"{tokens / min(walls[name]):,.0f}",
-            " ".join(f"{value:.2f}" for value in walls[name]),
-            " ".join(f"{value:.2f}" for value in cpus[name]),
-            ratio(walls, name, min),
-            ratio(cpus, name, min),
-            ratio(cpus, name, statistics.median),
+            f"{measured['tokens'] / fastest:,.0f}",
+            " ".join(f"{value:.2f}" for value in measured["wall_s"][name]),
+            " ".join(f"{value:.2f}" for value in measured["cpu_s"][name]),
+            f"{measured['wall_fastest']['ratios'][name]:.3f}",
+            f"{measured['cpu_fastest']['ratios'][name]:.3f}",
+            f"{measured['cpu_median']['ratios'][name]:.3f}",
         )
-        for name in runners
+        for name, fastest in measured["wall_fastest"]["values"].items()
     ]
 
 
@@ -122,6 +136,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    add_json_flag(parser)
     args = parser.parse_args()
     import torch
 
@@ -129,12 +144,17 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     roots = [str(stdlib / name) for name in PACKAGES]
-    rows = []
     with tempfile.TemporaryDirectory(prefix="cb-pretrain-") as scratch:
         os.environ.setdefault("CODEBACKDOOR_CACHE", str(Path(scratch) / "cache"))
         corpus = build_corpus(CorpusOptions(python_roots=roots, java=False))
-        for arch in args.arch or ARCHITECTURES:
-            rows.extend(measure(arch, args.steps, args.rounds, corpus, Path(scratch)))
+        measured = [measure(arch, args.steps, args.rounds, corpus, Path(scratch))
+                    for arch in args.arch or ARCHITECTURES]
+    if args.json:
+        emit("pretrain_throughput", args, {"packages": PACKAGES,
+                                           "corpus_bytes": corpus.manifest["bytes"],
+                                           "models": measured})
+        return
+    rows = [row for result in measured for row in table_rows(result)]
     print(
         f"data: stdlib packages {', '.join(PACKAGES)} ({corpus.manifest['bytes']:,} bytes); "
         f"{args.steps} steps of the tiny recipes, {torch.get_num_threads()} CPU threads, "

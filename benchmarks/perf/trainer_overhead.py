@@ -8,7 +8,7 @@ each trainer's fastest run: on a shared machine the other runs measure the neigh
 not the code (the medians are printed too). Tokens/s counts input plus target tokens, so the
 ratio of the rates is the inverse ratio of the times.
 
-    python benchmarks/perf/trainer_overhead.py [--examples 64] [--epochs 2] [--rounds 5]
+    python benchmarks/perf/trainer_overhead.py [--examples 64] [--epochs 2] [--rounds 5] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import add_json_flag, comparison, emit
 from tabulate import tabulate
 
 from codebackdoor.defenses.objectives import CrossEntropy
@@ -34,6 +35,7 @@ from codebackdoor.models.training import (
 
 LYRA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "lyra" / "train.csv"
 CASES = (("tiny-t5", "code"), ("tiny-gpt2", "code"))
+BASELINE = "plain Trainer"
 
 
 def load_examples(limit: int) -> tuple[list[Example], str]:
@@ -82,8 +84,8 @@ def time_plain_trainer(preset, output_kind, examples, settings, output_dir) -> f
     return time.perf_counter() - start
 
 
-def measure(preset, output_kind, examples, settings, rounds, scratch: Path) -> list[tuple]:
-    runners = {"plain Trainer": time_plain_trainer, "Victim.fit": time_victim_fit}
+def measure(preset, output_kind, examples, settings, rounds, scratch: Path) -> dict:
+    runners = {BASELINE: time_plain_trainer, "Victim.fit": time_victim_fit}
     times: dict[str, list[float]] = {name: [] for name in runners}
     for round_index in range(rounds + 1):  # round 0 warms up caches and lazy imports
         # Alternate which goes first, so that neither always inherits the other's leftovers.
@@ -95,22 +97,29 @@ def measure(preset, output_kind, examples, settings, rounds, scratch: Path) -> l
             if round_index:
                 times[name].append(seconds)
     victim = load_victim(preset, output_kind, examples, seed=settings.seed)
-    tokens = training_tokens(victim, examples, settings)
-    fastest_plain = min(times["plain Trainer"])
-    median_plain = statistics.median(times["plain Trainer"])
-    rows = []
-    for name, values in times.items():
-        rows.append(
-            (
-                preset,
-                name,
-                f"{tokens / min(values):,.0f}",
-                " ".join(f"{value:.2f}" for value in values),
-                f"{fastest_plain / min(values):.3f}",
-                f"{median_plain / statistics.median(values):.3f}",
-            )
+    # Ratios are the plain Trainer's time over each path's: above 1, Victim.fit is faster.
+    return {
+        "preset": preset,
+        "tokens": training_tokens(victim, examples, settings),
+        "runs_s": times,
+        "fastest": comparison({n: min(v) for n, v in times.items()}, BASELINE, "s", invert=True),
+        "median": comparison({n: statistics.median(v) for n, v in times.items()}, BASELINE, "s",
+                             invert=True),
+    }
+
+
+def table_rows(measured: dict) -> list[tuple]:
+    return [
+        (
+            measured["preset"],
+            name,
+            f"{measured['tokens'] / fastest:,.0f}",
+            " ".join(f"{value:.2f}" for value in measured["runs_s"][name]),
+            f"{measured['fastest']['ratios'][name]:.3f}",
+            f"{measured['median']['ratios'][name]:.3f}",
         )
-    return rows
+        for name, fastest in measured["fastest"]["values"].items()
+    ]
 
 
 def main() -> None:
@@ -125,6 +134,7 @@ def main() -> None:
         help="CPU threads for torch (default: torch's own); on a loaded machine one thread "
         "gives steadier timings",
     )
+    add_json_flag(parser)
     args = parser.parse_args()
     import torch
 
@@ -132,13 +142,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     examples, described = load_examples(args.examples)
     settings = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size)
-    rows = []
     with tempfile.TemporaryDirectory(prefix="cb-trainer-") as scratch:
         os.environ.setdefault("CODEBACKDOOR_CACHE", str(Path(scratch) / "cache"))
-        for preset, output_kind in CASES:
-            rows.extend(
-                measure(preset, output_kind, examples, settings, args.rounds, Path(scratch))
-            )
+        measured = [measure(preset, output_kind, examples, settings, args.rounds, Path(scratch))
+                    for preset, output_kind in CASES]
+    if args.json:
+        emit("trainer_overhead", args, {"data": described, "presets": measured})
+        return
+    rows = [row for result in measured for row in table_rows(result)]
     print(
         f"data: {described}; {args.epochs} epochs, batch {args.batch_size}, "
         f"{torch.get_num_threads()} CPU threads, {args.rounds} alternating runs each"
