@@ -31,9 +31,9 @@ from tabulate import tabulate
 
 from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.models.training import (
-    progress_bars_on_terminal_only,
     step_arguments,
     train_steps,
+    without_transformers_bars,
 )
 from codebackdoor.pretrain.blocks import corpus_tokenizer, token_blocks
 from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus
@@ -75,7 +75,7 @@ def time_plain_trainer(spec, tokenizer, dataset, settings, output_dir) -> tuple[
         processing_class=tokenizer,
     )
     trainer.remove_callback(PrinterCallback)  # keeps the table readable; prints nothing else
-    with progress_bars_on_terminal_only():
+    with without_transformers_bars():
         trainer.train()
     return time.perf_counter() - start, time.process_time() - cpu
 

@@ -29,8 +29,8 @@ from codebackdoor.examples import Example
 from codebackdoor.models import TrainingSettings, load_victim
 from codebackdoor.models.training import (
     build_trainer,
-    progress_bars_on_terminal_only,
     training_features,
+    without_transformers_bars,
 )
 
 LYRA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "lyra" / "train.csv"
@@ -79,7 +79,7 @@ def time_plain_trainer(preset, output_kind, examples, settings, output_dir) -> f
         victim.model, victim.tokenizer, victim.kind, features, settings, None, output_dir
     )
     trainer.remove_callback(PrinterCallback)  # keeps the table readable; prints nothing else
-    with progress_bars_on_terminal_only():  # as Victim.fit does
+    with without_transformers_bars():  # as Victim.fit does
         trainer.train()
     return time.perf_counter() - start
 

@@ -274,7 +274,7 @@ def _fit(
     checkpoint, saved = latest_checkpoint(output_dir, marker) if resume else (None, None)
     callback, state = recorder(saved)
     trainer.add_callback(callback)
-    with progress_bars_on_terminal_only():
+    with without_transformers_bars():
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if processes.is_main_process:
         atomic_write_json(output_dir / marker, state)
@@ -407,11 +407,13 @@ def _new_trainer(
 
 
 @contextlib.contextmanager
-def progress_bars_on_terminal_only() -> Iterator[None]:
-    """Hide transformers' own progress bars (loading weights, writing shards) in logs."""
+def without_transformers_bars() -> Iterator[None]:
+    """Hide transformers' own progress bars (loading weights, writing shards at every epoch's
+    checkpoint), on a terminal too: there the training bar alone shows the run's progress
+    (``models.trainer.QuietProgress``, its own tqdm bar)."""
     from transformers.utils import logging
 
-    if sys.stderr.isatty() or not logging.is_progress_bar_enabled():
+    if not logging.is_progress_bar_enabled():
         yield
         return
     logging.disable_progress_bar()

@@ -33,7 +33,7 @@ from codebackdoor.models.training import (
     Objective,
     TrainingSettings,
     padding_id,
-    progress_bars_on_terminal_only,
+    without_transformers_bars,
 )
 from codebackdoor.registry import registry
 
@@ -159,7 +159,7 @@ class Victim:
         if hasattr(model, "merge_and_unload"):
             # Merging rewrites the modules in place; the victim keeps its trainable adapters.
             model = copy.deepcopy(model).merge_and_unload()
-        with progress_bars_on_terminal_only():
+        with without_transformers_bars():
             model.save_pretrained(str(directory))
         self.tokenizer.save_pretrained(str(directory))
 
@@ -168,7 +168,7 @@ class Victim:
         ``peft.PeftModel.from_pretrained`` puts back on the base model."""
         if not hasattr(self.model, "peft_config"):
             raise ValueError("the victim has no LoRA adapters")
-        with progress_bars_on_terminal_only():
+        with without_transformers_bars():
             self.model.save_pretrained(str(directory))
 
     def _inference_model(self) -> Any:
@@ -519,7 +519,7 @@ def _from_pretrained(
     # adapters that train stay float32 (peft keeps them so; the Trainer autocasts).
     half = training.autocast_dtype(precision) if lora and torch.cuda.is_available() else None
     dtype = half or torch.float32
-    with _loading_errors(source, spec), progress_bars_on_terminal_only():
+    with _loading_errors(source, spec), without_transformers_bars():
         model = _model_class(kind).from_pretrained(
             source,
             **where,

@@ -25,7 +25,7 @@ from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
 from codebackdoor.models.checkpoints import checkpoints
 from codebackdoor.models.pretrained import pretrained_directory, read_card, write_card
-from codebackdoor.models.training import progress_bars_on_terminal_only, train_steps
+from codebackdoor.models.training import train_steps, without_transformers_bars
 from codebackdoor.pretrain.blocks import corpus_tokenizer, token_blocks
 from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus
 from codebackdoor.pretrain.model import collator, new_model
@@ -84,7 +84,7 @@ def pretrain(
         on_log=_reporter(max_steps),
         resume=resume,
     )
-    with progress_bars_on_terminal_only():
+    with without_transformers_bars():
         model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     write_card(
