@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sysconfig
 from pathlib import Path
 
@@ -154,6 +155,26 @@ def test_resumed_bimodal_pretraining_equals_an_uninterrupted_one(
     sources, quick_sizes, tmp_path, monkeypatch, pairs  # noqa: F811
 ):
     check_resume(tmp_path, monkeypatch, corpus=options(sources), mix=DEFAULT_MIX, pairs=pairs)
+
+
+def test_resume_under_another_mix_is_refused(
+    sources, quick_sizes, tmp_path, monkeypatch, pairs  # noqa: F811
+):
+    from codebackdoor.models.trainer import ObjectiveTrainer
+
+    step = ObjectiveTrainer.training_step
+
+    def crash_after_the_first_checkpoint(self, *args, **kwargs):
+        if self.state.global_step == 2:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    budget = {"max_tokens": 4 * 4 * 64, "corpus": options(sources), "pairs": pairs}
+    monkeypatch.setattr(ObjectiveTrainer, "training_step", crash_after_the_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain("t5", "tiny", tmp_path / "t5", **budget)
+    with pytest.raises(UserError, match=re.escape("trained with --mix span=0.5,nl2code=0.25,")):
+        pretrain("t5", "tiny", tmp_path / "t5", resume=True, mix=SPAN_ONLY, **budget)
 
 
 def test_mix_is_refused_for_other_architectures(sources, quick_sizes, tmp_path):  # noqa: F811

@@ -13,6 +13,7 @@ are tokenized as the token budget needs. The result is a standard Hugging Face d
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
@@ -25,6 +26,7 @@ from typing import Any
 
 from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
+from codebackdoor.io import atomic_write_json
 from codebackdoor.models.checkpoints import checkpoints
 from codebackdoor.models.pretrained import pretrained_directory, read_card, write_card
 from codebackdoor.models.training import progress_bars_on_terminal_only, train_steps
@@ -45,6 +47,7 @@ from codebackdoor.pretrain.sizes import KINDS, OBJECTIVES, SENTINELS, pretrain_s
 from codebackdoor.versions import hardware, versions
 
 CHECKPOINTS = "checkpoints"
+MIX_FILE = "mix.json"
 
 
 def pretrain(
@@ -98,6 +101,7 @@ def pretrain(
     tokenized = TokenizedPairs.build(pairs, tokenizer, spec.block_length) if bimodal else None
     max_steps = math.ceil((max_tokens or spec.max_tokens) / spec.tokens_per_step)
     dataset = token_blocks(spec, built, tokenizer, blocks_needed=max_steps * spec.batch_size)
+    _keep_mix(out / CHECKPOINTS, mix, resume)
     model = new_model(spec, tokenizer, seed)
     settings = spec.step_settings(max_steps, max_seconds=max_time, seed=seed)
     state = train_steps(
@@ -179,6 +183,26 @@ def pretrain(
     )
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
+
+
+def _keep_mix(directory: Path, mix: dict[str, float] | None, resume: bool) -> None:
+    """Record the mix beside the checkpoints; a resume under another mix would train on
+    batches the interrupted run never drew, so it is refused."""
+    path = directory / MIX_FILE
+    if resume and path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = check_mix(saved) if saved else None  # in the objectives' order
+        if saved != mix:
+            raise UserError(
+                f"--resume: the checkpoints were trained with --mix {_mix_text(saved)}, "
+                f"not {_mix_text(mix)}; pass the same --mix"
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, mix)
+
+
+def _mix_text(mix: dict[str, float] | None) -> str:
+    return ",".join(f"{name}={share:g}" for name, share in (mix or {}).items()) or "(none)"
 
 
 def _reporter(max_steps: int) -> Any:
