@@ -15,6 +15,7 @@ from codebackdoor.examples import Example
 from codebackdoor.models.objective import IGNORE_INDEX
 from codebackdoor.models.pretrained import CARD_FIELDS, CARD_FILE, pretrained_directory
 from codebackdoor.pretrain import pretraining as pretrain_module
+from codebackdoor.pretrain.bimodal import SPAN_ONLY
 from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus
 from codebackdoor.pretrain.objectives import (
     MaskedLanguageModeling,
@@ -199,7 +200,11 @@ def test_pretrain_writes_a_checkpoint_and_card_that_victims_load(
 
     from codebackdoor.models import load_victim
 
-    out = pretrain(arch, "tiny", tmp_path / arch, max_tokens=3 * 4 * 64, corpus=options(sources))
+    # T5's span corruption alone here; its bimodal mix in test_pretrain_bimodal.py.
+    mix = SPAN_ONLY if arch == "t5" else None
+    out = pretrain(
+        arch, "tiny", tmp_path / arch, max_tokens=3 * 4 * 64, corpus=options(sources), mix=mix
+    )
     card = json.loads((out / CARD_FILE).read_text(encoding="utf-8"))
     assert set(CARD_FIELDS) <= set(card)
     assert card["steps"] == 3 and card["tokens_seen"] == 3 * 4 * 64
@@ -225,25 +230,32 @@ def test_pretrained_name_resolves_in_the_cache_and_says_how_to_build_it(
     train = [Example("a", "def f(x):\n    return x", "identity", "python")]
     with pytest.raises(UserError, match="codebackdoor pretrain --arch t5 --size tiny"):
         load_victim("pretrained:tiny-t5", "text", train)
-    out = pretrain("t5", "tiny", max_tokens=4 * 64, corpus=options(sources))
+    budget = {"max_tokens": 4 * 64, "corpus": options(sources), "mix": SPAN_ONLY}
+    out = pretrain("t5", "tiny", **budget)
     assert out == pretrained_directory("tiny-t5")
     victim = load_victim("pretrained:tiny-t5", "text", train)
     assert victim.spec["source"] == "pretrained" and victim.spec["tokens_seen"] == 4 * 64
     with pytest.raises(UserError, match="--overwrite"):
-        pretrain("t5", "tiny", max_tokens=4 * 64, corpus=options(sources))
+        pretrain("t5", "tiny", **budget)
     with pytest.raises(UserError, match="nothing to resume"):
-        pretrain("t5", "tiny", max_tokens=4 * 64, corpus=options(sources), resume=True)
+        pretrain("t5", "tiny", **budget, resume=True)
 
 
 def test_resumed_pretraining_equals_an_uninterrupted_one(
     sources, quick_sizes, tmp_path, monkeypatch
 ):
+    check_resume(tmp_path, monkeypatch, corpus=options(sources), mix=SPAN_ONLY)
+
+
+def check_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **budget) -> None:
+    """A T5 pretraining interrupted after its second checkpoint and resumed ends with the
+    weights and loss curve of an uninterrupted one."""
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
     from codebackdoor.models.trainer import ObjectiveTrainer
 
-    budget = {"max_tokens": 5 * 4 * 64, "corpus": options(sources)}
+    budget = {"max_tokens": 5 * 4 * 64, **budget}
     whole = pretrain("t5", "tiny", tmp_path / "whole", **budget)
     trainer = ObjectiveTrainer
     step = trainer.training_step

@@ -15,9 +15,12 @@ from codebackdoor.pretrain.corpus import BuiltCorpus
 from codebackdoor.pretrain.sizes import SENTINELS, PretrainSize
 
 
-def corpus_tokenizer(spec: PretrainSize, built: BuiltCorpus) -> tuple[Any, int]:
+def corpus_tokenizer(
+    spec: PretrainSize, built: BuiltCorpus, extra_texts: Sequence[str] = ()
+) -> tuple[Any, int]:
     """The family's byte-level BPE trained on the corpus's first shards (a uniform sample,
-    since files are shuffled), up to the size's sample budget; T5 gains its sentinels."""
+    since files are shuffled), up to the size's sample budget, plus ``extra_texts`` (the
+    pairs' comments, so English words get tokens of their own); T5 gains its sentinels."""
     from codebackdoor.models.tokenizer import preset_tokenizer
 
     texts: list[str] = []
@@ -27,6 +30,8 @@ def corpus_tokenizer(spec: PretrainSize, built: BuiltCorpus) -> tuple[Any, int]:
             break
         texts.append(text)
         sampled += len(text)
+    texts.extend(extra_texts)
+    sampled += sum(len(text) for text in extra_texts)
     tokenizer = preset_tokenizer(spec.preset, texts)
     if spec.arch == "t5":
         sentinels = [f"<extra_id_{index}>" for index in range(SENTINELS)]

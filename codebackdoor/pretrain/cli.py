@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from codebackdoor.errors import UserError
+from codebackdoor.pretrain.bimodal import DEFAULT_MIX, parse_mix
 from codebackdoor.pretrain.sizes import ARCHITECTURES, SIZES
 
 _SCALES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
@@ -35,9 +36,10 @@ def add_pretrain_command(commands: Any) -> None:
         "pretrain",
         help="pretrain a code model offline on this machine's Python and Java sources",
         description="Build a corpus from the standard library, site-packages and the JDK "
-        "sources, train a tokenizer on it, and pretrain with the architecture's objective (T5 "
-        "span corruption, causal LM, masked LM). Writes a Hugging Face directory and "
-        "pretrain_card.json; use it as --model pretrained:SIZE-ARCH or --model DIR.",
+        "sources, train a tokenizer on it, and pretrain with the architecture's objective (T5: "
+        "span corruption mixed with CodeT5's bimodal dual generation, see --mix; GPT-2: causal "
+        "LM; RoBERTa: masked LM). Writes a Hugging Face directory and pretrain_card.json; use "
+        "it as --model pretrained:SIZE-ARCH or --model DIR.",
     )
     parser.add_argument("--arch", required=True, choices=ARCHITECTURES)
     parser.add_argument("--size", default="tiny", choices=SIZES, help="default tiny (CPU)")
@@ -49,6 +51,15 @@ def add_pretrain_command(commands: Any) -> None:
     )
     parser.add_argument(
         "--max-time", type=_duration, help="training time budget: seconds, or 25m, 1h"
+    )
+    parser.add_argument(
+        "--mix",
+        help="T5 objectives and their shares of each batch, default "
+        + ",".join(f"{name}={share:g}" for name, share in DEFAULT_MIX.items())
+        + ". span: span corruption of corpus blocks (Raffel et al. 2020); nl2code: generate a "
+        "function from its docstring's first sentence; code2nl: that sentence from the "
+        "function (CodeT5's bimodal dual generation, Wang et al. 2021), on the documented "
+        "functions of the embedded corpus's train split. span=1 is the code-only recipe",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -99,6 +110,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         corpus=CorpusOptions(**options),
+        mix=parse_mix(args.mix) if args.mix is not None else None,
     )
     print(out)
     return 0

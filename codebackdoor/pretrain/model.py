@@ -3,9 +3,13 @@ init) and the family's pretraining objective as a data collator."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from codebackdoor.pretrain.sizes import KINDS, SENTINELS, PretrainSize
+
+if TYPE_CHECKING:
+    from codebackdoor.pretrain.bimodal import TokenizedPairs
 
 
 def new_model(spec: PretrainSize, tokenizer: Any, seed: int) -> Any:
@@ -37,8 +41,17 @@ def new_model(spec: PretrainSize, tokenizer: Any, seed: int) -> Any:
     return model_class.from_config(config)
 
 
-def collator(spec: PretrainSize, tokenizer: Any, model: Any, seed: int) -> Any:
-    """The family's pretraining objective as a data collator."""
+def collator(
+    spec: PretrainSize,
+    tokenizer: Any,
+    model: Any,
+    seed: int,
+    slots: Sequence[str] = (),
+    pairs: TokenizedPairs | None = None,
+) -> Any:
+    """The family's pretraining objective as a data collator; for T5 with ``pairs``, the mix
+    whose batches hold the objectives of ``slots`` (``bimodal.batch_slots``)."""
+    from codebackdoor.pretrain.bimodal import MixedObjectives
     from codebackdoor.pretrain.objectives import (
         CausalLanguageModeling,
         MaskedLanguageModeling,
@@ -49,8 +62,13 @@ def collator(spec: PretrainSize, tokenizer: Any, model: Any, seed: int) -> Any:
         sentinels = tokenizer.convert_tokens_to_ids(
             [f"<extra_id_{index}>" for index in range(SENTINELS)]
         )
-        return SpanCorruption(
+        span = SpanCorruption(
             tokenizer.eos_token_id, sentinels, model.prepare_decoder_input_ids_from_labels, seed
+        )
+        if pairs is None:
+            return span
+        return MixedObjectives(
+            slots, span, pairs, tokenizer.pad_token_id, tokenizer.eos_token_id, seed
         )
     if spec.arch == "gpt2":
         return CausalLanguageModeling()

@@ -13,19 +13,33 @@ are tokenized as the token budget needs. The result is a standard Hugging Face d
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
 import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from codebackdoor.defenses.objectives import CrossEntropy
 from codebackdoor.errors import UserError
+from codebackdoor.io import atomic_write_json
 from codebackdoor.models.checkpoints import checkpoints
 from codebackdoor.models.pretrained import pretrained_directory, read_card, write_card
 from codebackdoor.models.training import train_steps, without_transformers_bars
+from codebackdoor.pretrain.bimodal import (
+    DEFAULT_MIX,
+    SPAN,
+    Pair,
+    TokenizedPairs,
+    batch_slots,
+    check_mix,
+    embedded_pairs,
+    objective_report,
+)
 from codebackdoor.pretrain.blocks import corpus_tokenizer, token_blocks
 from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus
 from codebackdoor.pretrain.model import collator, new_model
@@ -33,6 +47,7 @@ from codebackdoor.pretrain.sizes import KINDS, OBJECTIVES, SENTINELS, pretrain_s
 from codebackdoor.versions import hardware, versions
 
 CHECKPOINTS = "checkpoints"
+MIX_FILE = "mix.json"
 
 
 def pretrain(
@@ -46,11 +61,16 @@ def pretrain(
     resume: bool = False,
     overwrite: bool = False,
     corpus: CorpusOptions | None = None,
+    mix: Mapping[str, float] | None = None,
+    pairs: Sequence[Pair] | None = None,
 ) -> Path:
     """Pretrain ``arch`` at ``size`` into ``out`` (default: the cache, as ``<size>-<arch>``)
-    until ``max_tokens`` corpus tokens (default: the size's budget) or ``max_time`` training
-    seconds (all resumed sessions together); the checkpoint directory. A resumed pretraining
-    equals an uninterrupted one when it is given the same budget and seed."""
+    until ``max_steps`` of the size's batches of blocks (``max_tokens`` / (batch x block);
+    default: the size's budget) or ``max_time`` training seconds (all resumed sessions
+    together); the checkpoint directory. T5 trains on ``mix`` (default ``bimodal.DEFAULT_MIX``;
+    ``bimodal.SPAN_ONLY`` is the old recipe), its pair objectives on ``pairs`` (default: the
+    embedded corpus's train split). A resumed pretraining equals an uninterrupted one when it
+    is given the same budget, mix and seed."""
     import torch
 
     started = time.perf_counter()
@@ -65,10 +85,23 @@ def pretrain(
         )
     if max_tokens is not None and max_tokens < 1:
         raise UserError(f"pretrain: max_tokens = {max_tokens} must be positive")
-    built = build_corpus(corpus or CorpusOptions())
-    tokenizer, sample_bytes = corpus_tokenizer(spec, built)
+    if mix is not None and arch != "t5":
+        raise UserError(f"--mix applies to t5 only; {arch} trains on {OBJECTIVES[arch]}")
+    mix = check_mix(mix or DEFAULT_MIX) if arch == "t5" else None
+    slots = batch_slots(mix, spec.batch_size) if mix else []
+    corpus = corpus or CorpusOptions()
+    bimodal = mix is not None and set(mix) != {SPAN}
+    pairs_source = None
+    if bimodal and pairs is None:
+        pairs, pairs_source = embedded_pairs(java=corpus.java)
+    built = build_corpus(corpus)
+    tokenizer, sample_bytes = corpus_tokenizer(
+        spec, built, [pair.nl for pair in pairs] if bimodal else ()
+    )
+    tokenized = TokenizedPairs.build(pairs, tokenizer, spec.block_length) if bimodal else None
     max_steps = math.ceil((max_tokens or spec.max_tokens) / spec.tokens_per_step)
     dataset = token_blocks(spec, built, tokenizer, blocks_needed=max_steps * spec.batch_size)
+    _keep_mix(out / CHECKPOINTS, mix, resume)
     model = new_model(spec, tokenizer, seed)
     settings = spec.step_settings(max_steps, max_seconds=max_time, seed=seed)
     state = train_steps(
@@ -76,7 +109,7 @@ def pretrain(
         tokenizer,
         KINDS[arch],
         dataset,
-        collator(spec, tokenizer, model, seed),
+        collator(spec, tokenizer, model, seed, slots, tokenized),
         settings,
         CrossEntropy(),
         out / CHECKPOINTS,
@@ -93,7 +126,17 @@ def pretrain(
             "name": spec.name,
             "arch": arch,
             "size": size,
-            "objective": OBJECTIVES[arch],
+            "objective": "span-corruption+dual-generation" if bimodal else OBJECTIVES[arch],
+            "mix": mix,
+            "objectives": objective_report(
+                mix, slots, state["steps"], dataset.length, tokenized
+            ) if mix else None,
+            "pairs": {
+                "count": len(tokenized),
+                "by_lang": dict(Counter(tokenized.langs)),
+                "mean_tokens": round(tokenized.mean_tokens(), 1),
+                "source": pairs_source or "given by the caller",
+            } if tokenized else None,
             "model": {
                 "family": spec.preset.family,
                 "config": dict(spec.preset.config),
@@ -140,6 +183,26 @@ def pretrain(
     )
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
+
+
+def _keep_mix(directory: Path, mix: dict[str, float] | None, resume: bool) -> None:
+    """Record the mix beside the checkpoints; a resume under another mix would train on
+    batches the interrupted run never drew, so it is refused."""
+    path = directory / MIX_FILE
+    if resume and path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = check_mix(saved) if saved else None  # in the objectives' order
+        if saved != mix:
+            raise UserError(
+                f"--resume: the checkpoints were trained with --mix {_mix_text(saved)}, "
+                f"not {_mix_text(mix)}; pass the same --mix"
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, mix)
+
+
+def _mix_text(mix: dict[str, float] | None) -> str:
+    return ",".join(f"{name}={share:g}" for name, share in (mix or {}).items()) or "(none)"
 
 
 def _reporter(max_steps: int) -> Any:
