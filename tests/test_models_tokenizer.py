@@ -25,7 +25,8 @@ def test_importing_the_models_package_does_not_import_torch():
         "from codebackdoor.registry import registry; "
         "models = registry('models'); [models.get(name) for name in models.names()]; "
         "assert models.names() == ['small-t5', 'tiny-bart', 'tiny-codegen', 'tiny-codet5', "
-        "'tiny-gpt2', 'tiny-llama', 'tiny-qwen2', 'tiny-roberta', 'tiny-starcoder', 'tiny-t5']; "
+        "'tiny-gpt2', 'tiny-llama', 'tiny-qwen2', 'tiny-roberta', 'tiny-roberta-2l', "
+        "'tiny-starcoder', 'tiny-t5']; "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -212,7 +212,7 @@ def test_settings_are_checked():
         TrainingSettings(learning_rate=0)
     assert TrainingSettings(max_source_length=1000).source_length("causal", 1024) == 1024 - 64
     assert TrainingSettings(max_source_length=900).source_length("causal", 1024) == 900
-    assert TrainingSettings().source_length("seq2seq", 100) == 100
+    assert TrainingSettings(max_source_length=128).source_length("seq2seq", 100) == 100
 
 
 def test_training_on_nothing_is_a_user_error(tmp_path):

@@ -30,6 +30,8 @@ from codebackdoor.models.tokenizer import input_ids, pad
 from codebackdoor.models.training import padding_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+# The shared reporting module sits beside this file; tests load this file by path, not as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import TOY_METHODS
 from report import add_json_flag, emit
 
