@@ -2,7 +2,7 @@
 
 The job runs as a new user runs it: a fresh results directory and a fresh cache directory
 (``CODEBACKDOOR_CACHE``), so the first-time corpus and tokenizer work is included. Beside it, in
-the same process, a fixed reference workload (training steps of the default victim's shape on
+the same process, a fixed reference workload (training steps of `tiny-roberta`'s shape on
 random tokens, on the same threads) is timed before and after the job: the job's time in units
 of that workload says how the figure would move on a faster or slower machine, and a large
 difference between the two reference timings says the machine's load changed during the job.
@@ -27,8 +27,10 @@ REFERENCE_STEPS = 20
 
 
 def reference_workload() -> float:
-    """Seconds for REFERENCE_STEPS training steps of the default victim's architecture (batch
-    32 × 64 tokens) on random ids: a machine-speed yardstick independent of the project."""
+    """Seconds for REFERENCE_STEPS training steps of `tiny-roberta` (4 layers; kept as the
+    yardstick when the default became its 2-layer variant, so figures stay comparable) on a
+    default batch of random ids at the default input length: a machine-speed yardstick
+    independent of the project's code."""
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
@@ -40,7 +42,8 @@ def reference_workload() -> float:
                            **TINY_ROBERTA.config)
     model = RobertaForSequenceClassification(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    ids = torch.randint(5, TINY_ROBERTA.vocab_size, (RunConfig.batch_size, 64))
+    shape = (RunConfig.batch_size, RunConfig.max_source_length)
+    ids = torch.randint(5, TINY_ROBERTA.vocab_size, shape)
     labels = torch.randint(0, 9, (RunConfig.batch_size,))
     start = time.perf_counter()
     for _ in range(REFERENCE_STEPS):
