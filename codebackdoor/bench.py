@@ -151,7 +151,14 @@ class Suite:
         if isinstance(resolved.get("data"), str):
             resolved["data"] = self._data(resolved["data"])
         if "defenses" in resolved:
-            resolved["defenses"] = [self._path(spec) for spec in resolved["defenses"]]
+            specs = resolved["defenses"]
+            if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
+                raise UserError(
+                    f"suite {self.path}, grid {grid}: defenses must be a list of defense names "
+                    "or preset paths; a sweep (a list of such lists) goes in a [[grid]], not in "
+                    "[base]"
+                )
+            resolved["defenses"] = [self._path(spec) for spec in specs]
         try:
             return make_config(resolved)
         except UserError as exc:

@@ -74,6 +74,7 @@ def test_shards_split_the_grid_without_overlap(tmp_path: Path) -> None:
         ('name = "x"\n[[grid]]\nrate = [0.1, 2.0]\n', "grid 1: poisoning rate must be in"),
         ('name = "x"\n[base]\nattack = "presets/nowhere.toml"\n', "not found \\(paths are"),
         ('name = "x"\n[base]\nmodel = "./no-model"\n', "./no-model not found"),
+        ('name = "x"\n[base]\ndefenses = [[], ["dece"]]\n', "a sweep .* goes in a \\[\\[grid"),
     ],
 )
 def test_bad_suites_are_refused_with_one_line(tmp_path: Path, text: str, message: str) -> None:

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Issue 24 §4 on one GPU: pretrain the small T5 bimodally (5 minutes), run benchmarks/dece-gpu.toml
+# (CE and DeCE on Lyra BadPre 5% and Bugs2Fix dead code, seed 1), and merge the results into
+# their own leaderboard (they record the GPU). Usage: bash benchmarks/dece-gpu.sh [OUT]
+set -euo pipefail
+out="${1:-results/dece-gpu}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'codebackdoor: error: dece-gpu.sh needs a CUDA GPU')"
+codebackdoor pretrain --arch t5 --size small --max-time 5m --resume
+codebackdoor bench "$here/dece-gpu.toml" --out "$out"
+codebackdoor leaderboard build "$out" --out "$out/dece-gpu.json"
+codebackdoor leaderboard compare "$out/dece-gpu.json" --baseline none --format markdown
