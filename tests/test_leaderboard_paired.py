@@ -80,6 +80,9 @@ RUNS = {
     ("label-smoothing", 0.05): [(160, 190), (150, 195)],
     # Ten more triggered items hit on each seed, clean unchanged: raises ASR.
     ("onion", 0.05): [(160, 200), (150, 200)],
+    # The backdoor is gone on seed 1 and untouched on seed 2: the pooled interval lies below 0,
+    # and the verdict says on how many seeds.
+    ("gce", 0.05): [(160, 20), (150, 195)],
     # At 1% the baseline learned the backdoor on neither seed (30%, 20%): untestable.
     ("none", 0.01): [(160, 60), (160, 40)],
     ("dece", 0.01): [(160, 0), (160, 0)],
@@ -111,8 +114,13 @@ def test_verdicts_come_out_as_constructed(board: Path, capsys: pytest.CaptureFix
         ("dece", 95.0): ("lowers ASR", "lowers accuracy"),
         ("label-smoothing", 95.0): ("no detectable effect", "no detectable effect"),
         ("onion", 95.0): ("raises ASR", "no detectable effect"),
+        ("gce", 95.0): ("lowers ASR on 1 of 2 seeds", "no detectable effect"),
         ("dece", 30.0): ("untestable", "no detectable effect"),
     }
+    gce = by[("gce", 95.0)]
+    assert gce["asr"]["ci95"][1] < 0
+    first, second = gce["asr"]["per_seed_ci95"]
+    assert first[1] < 0 and second == [0.0, 0.0]
     dece = by[("dece", 95.0)]
     assert dece["seeds"] == [1, 2] and dece["baseline_asr"] == [95.0, 97.5]
     assert dece["asr"]["delta"] == pytest.approx(((10 - 95) + (10 - 97.5)) / 2)
@@ -205,5 +213,5 @@ def test_show_html_and_plots_carry_intervals_and_verdicts(
     assert main(["leaderboard", "plots", "--leaderboard", str(board), "--out",
                  str(figures)]) == 0
     svg = ElementTree.parse(figures / "tradeoff-package-accuracy.svg").getroot()
-    # Error bars: an ASR and an accuracy bar for each of the 6 rows with an attack.
-    assert len(svg.findall("{http://www.w3.org/2000/svg}line")) == 2 * 6
+    # Error bars: an ASR and an accuracy bar for each of the 7 rows with an attack.
+    assert len(svg.findall("{http://www.w3.org/2000/svg}line")) == 2 * 7

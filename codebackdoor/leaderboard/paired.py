@@ -159,19 +159,31 @@ class Delta:
     value: float
     ci95: tuple[float, float] | None
     per_seed: list[float]
+    # Each seed's own paired interval: the pooled one is conditional on all the trained models
+    # together, so one seed with a large effect can carry it while the others show none.
+    per_seed_ci95: list[tuple[float, float] | None] = field(default_factory=list)
     mcnemar_p: float | None = None
     discordant: tuple[int, int] | None = None  # (baseline only, defense only)
+
+
+def _side(interval: tuple[float, float] | None) -> int:
+    """-1 when the interval lies below 0, +1 above, 0 when it holds 0 (or is missing)."""
+    if interval is None:
+        return 0
+    return -1 if interval[1] < 0 else 1 if interval[0] > 0 else 0
 
 
 def _verdict(delta: Delta, what: str) -> str:
     if delta.ci95 is None:
         return UNTESTABLE
-    low, high = delta.ci95
-    if high < 0:
-        return f"lowers {what}"
-    if low > 0:
-        return f"raises {what}"
-    return NO_EFFECT
+    side = _side(delta.ci95)
+    if side == 0:
+        return NO_EFFECT
+    verdict = f"{'lowers' if side < 0 else 'raises'} {what}"
+    agreeing = sum(_side(interval) == side for interval in delta.per_seed_ci95)
+    if agreeing < len(delta.per_seed_ci95):
+        verdict += f" on {agreeing} of {len(delta.per_seed_ci95)} seeds"
+    return verdict
 
 
 def paired_delta(groups: list[tuple[np.ndarray, np.ndarray]], combine: stats.Combine,
@@ -180,7 +192,9 @@ def paired_delta(groups: list[tuple[np.ndarray, np.ndarray]], combine: stats.Com
     whether the item counts) McNemar's exact test on the items counted in both runs."""
     value, interval = stats.paired_bootstrap(groups, combine, resamples=resamples, seed=seed)
     per_seed = [combine(b.sum(0)) - combine(a.sum(0)) for a, b in groups]
-    delta = Delta(value, interval, per_seed)
+    per_seed_ci95 = [stats.paired_bootstrap([group], combine, resamples=resamples, seed=seed)[1]
+                     for group in groups]
+    delta = Delta(value, interval, per_seed, per_seed_ci95)
     if binary:
         only_base = only_defense = 0
         for base, defended in groups:
@@ -317,7 +331,9 @@ def _delta_json(delta: Delta | None) -> dict[str, Any] | None:
         return None
     return {"delta": delta.value, "ci95": None if delta.ci95 is None else list(delta.ci95),
             "ci95_method": "paired-" + stats.bootstrap_method() + "-pooled-over-seeds",
-            "per_seed": delta.per_seed, "mcnemar_p": delta.mcnemar_p,
+            "per_seed": delta.per_seed,
+            "per_seed_ci95": [None if ci is None else list(ci) for ci in delta.per_seed_ci95],
+            "mcnemar_p": delta.mcnemar_p,
             "discordant": None if delta.discordant is None else {
                 "baseline_only": delta.discordant[0], "defense_only": delta.discordant[1]}}
 
