@@ -6,7 +6,11 @@ set -euo pipefail
 out="${1:-results/dece-gpu}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'codebackdoor: error: dece-gpu.sh needs a CUDA GPU')"
-codebackdoor pretrain --arch t5 --size small --max-time 5m --resume
+# Pretrain once: a finished model in the cache is kept (a rerun resumes the cells only), an
+# interrupted pretraining resumes.
+if ! python -c "import sys; from codebackdoor.models.pretrained import pretrained_directory, read_card; sys.exit(read_card(pretrained_directory('small-t5')) is None)"; then
+    codebackdoor pretrain --arch t5 --size small --max-time 5m --resume
+fi
 codebackdoor bench "$here/dece-gpu.toml" --out "$out"
 codebackdoor leaderboard build "$out" --out "$out/dece-gpu.json"
 codebackdoor leaderboard compare "$out/dece-gpu.json" --baseline none --format markdown

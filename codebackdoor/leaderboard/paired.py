@@ -191,10 +191,10 @@ def paired_delta(groups: list[tuple[np.ndarray, np.ndarray]], combine: stats.Com
     """Δ with its paired bootstrap interval; with ``binary`` (column 0 a 0/1 outcome, column 1
     whether the item counts) McNemar's exact test on the items counted in both runs."""
     value, interval = stats.paired_bootstrap(groups, combine, resamples=resamples, seed=seed)
-    per_seed = [combine(b.sum(0)) - combine(a.sum(0)) for a, b in groups]
-    per_seed_ci95 = [stats.paired_bootstrap([group], combine, resamples=resamples, seed=seed)[1]
-                     for group in groups]
-    delta = Delta(value, interval, per_seed, per_seed_ci95)
+    # One group's bootstrap gives that seed's Δ as its point and its own interval.
+    seeds = [stats.paired_bootstrap([group], combine, resamples=resamples, seed=seed)
+             for group in groups]
+    delta = Delta(value, interval, [point for point, _ in seeds], [ci for _, ci in seeds])
     if binary:
         only_base = only_defense = 0
         for base, defended in groups:
