@@ -284,13 +284,25 @@ def test_time_budget_stops_after_the_step_that_spent_it(sources, quick_sizes, tm
         "gpt2",
         "tiny",
         tmp_path / "timed",
-        max_tokens=10**6,
+        max_tokens=2 * 4 * 64,
         max_time=1e-6,
         corpus=options(sources),
     )
     card = json.loads((out / CARD_FILE).read_text(encoding="utf-8"))
     assert card["steps"] == 1 and card["training"]["stopped_by"] == "max_seconds"
     assert card["loss_curve"][-1]["step"] == 1
+    resumed = pretrain(
+        "gpt2",
+        "tiny",
+        tmp_path / "timed",
+        max_tokens=2 * 4 * 64,
+        max_time=3600,
+        corpus=options(sources),
+        resume=True,
+    )
+    card = json.loads((resumed / CARD_FILE).read_text(encoding="utf-8"))
+    assert card["steps"] == 2 and card["training"]["stopped_by"] == "max_steps"
+    assert not (resumed / "checkpoints").exists()
 
 
 def test_command_line_parses_budgets():

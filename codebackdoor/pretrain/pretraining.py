@@ -70,7 +70,8 @@ def pretrain(
     together); the checkpoint directory. T5 trains on ``mix`` (default ``bimodal.DEFAULT_MIX``;
     ``bimodal.SPAN_ONLY`` is the old recipe), its pair objectives on ``pairs`` (default: the
     embedded corpus's train split). A resumed pretraining equals an uninterrupted one when it
-    is given the same budget, mix and seed."""
+    is given the same budget, mix and seed; one stopped by ``max_time`` is usable and also
+    resumable (``resume`` with a larger ``max_time``)."""
     import torch
 
     started = time.perf_counter()
@@ -181,7 +182,10 @@ def pretrain(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    if state.get("stopped_by") != "max_seconds":
+        # A model stopped by its time budget keeps its last checkpoint: pretraining to the
+        # size's budget on a CPU spans sessions, and --resume with a larger --max-time goes on.
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
 
 
