@@ -68,7 +68,11 @@ def add_pretrain_command(commands: Any) -> None:
         help="CPU threads for torch (default: torch's own); on a loaded machine 1 is faster, "
         "as threads that wait for each other lose most when a core is taken away",
     )
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted pretraining")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted pretraining or one stopped by --max-time (pass a larger one)",
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a finished model in the output"
     )
