@@ -197,6 +197,11 @@ def test_show_filters_sorts_and_formats(board: Path, capsys: pytest.CaptureFixtu
     assert len(table) == 3 and float(table[0]["clean_mean"]) >= float(table[1]["clean_mean"])
     ce = next(line for line in table if line["defense"] == "none" and line["attack"] == "badpre")
     assert ce["n"] == "2" and ce["clean_std"] != ""
+    # Beside each clean number, the trivial baseline's on the same test set.
+    ce_row = next(r for r in rows if r["key"] == ce["key"])
+    assert float(ce["trivial_mean"]) == pytest.approx(
+        ce_row["metrics"]["trivial_baseline.sbleu"]["mean"])
+    assert "trivial" in markdown[0].split("|")[10]
     assert main([*base, "--format", "json", "--attack", "badpre"]) == 0
     assert {row["defense"] for row in json.loads(capsys.readouterr().out)} == {"none", "dece"}
 

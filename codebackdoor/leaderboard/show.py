@@ -26,6 +26,13 @@ def clean_metric(row: dict[str, Any]) -> dict[str, Any] | None:
     return stat(row, f"clean.{row['primary']}") if row["primary"] else None
 
 
+def trivial_metric(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The primary metric of the task's trivial baseline on the same test set (the input copied
+    for code to code, the most frequent training target otherwise): a clean number at or below
+    it means the task was not learned."""
+    return stat(row, f"trivial_baseline.{row['primary']}") if row["primary"] else None
+
+
 def seed_interval(entry: dict[str, Any] | None) -> tuple[float, float] | None:
     """The 95% t-interval over seeds of a row statistic; rows built before intervals were
     stored get it from their mean, std and n (the same formula)."""
@@ -74,23 +81,28 @@ def order(rows: Sequence[dict[str, Any]], sort: str | None) -> list[dict[str, An
 
 
 HEADERS = ("task", "lang", "dataset", "model", "attack", "rate", "defense", "metric", "clean",
-           "ASR %", "false triggers %", "detection recall %", "detection precision %", "n")
+           "trivial", "ASR %", "false triggers %", "detection recall %", "detection precision %", "n")
 
 
 def row_statistics(row: dict[str, Any]) -> list[dict[str, Any] | None]:
-    """The statistics shown for a row: clean metric, ASR, false triggers, and a filter
-    defense's detection recall and precision (None where a row has no such number)."""
-    return [clean_metric(row), stat(row, "asr"), stat(row, "false_trigger_rate"),
+    """The statistics shown for a row: clean metric, its trivial baseline, ASR, false triggers,
+    and a filter defense's detection recall and precision (None where a row has no such
+    number)."""
+    return [clean_metric(row), trivial_metric(row), stat(row, "asr"), stat(row, "false_trigger_rate"),
             stat(row, "detection.recall"), stat(row, "detection.precision")]
 
 
 def display_cells(row: dict[str, Any]) -> list[str]:
+    clean, trivial, *others = row_statistics(row)
+    # A trivial baseline that every seed shares (the same test set) is one number.
+    baseline = (f"{trivial['mean']:.2f}" if trivial is not None and not trivial["std"]
+                else mean_std(trivial))
     return [row["task"], row["lang"] or "–", row["dataset"], row["model"], row["attack"],
-            rate_text(row["rate"]), row["defense"], row["primary"] or "–",
-            *(mean_std(entry) for entry in row_statistics(row)), str(row["n"])]
+            rate_text(row["rate"]), row["defense"], row["primary"] or "–", mean_std(clean),
+            baseline, *(mean_std(entry) for entry in others), str(row["n"])]
 
 
-CSV_STATISTICS = ("clean", "asr", "false_trigger", "detection_recall", "detection_precision")
+CSV_STATISTICS = ("clean", "trivial", "asr", "false_trigger", "detection_recall", "detection_precision")
 CSV_HEADERS = ("key", "task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
                *(f"{name}_{part}" for name in CSV_STATISTICS
                  for part in ("mean", "std", "ci95_low", "ci95_high")), "n")
