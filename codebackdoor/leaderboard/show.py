@@ -81,15 +81,17 @@ def order(rows: Sequence[dict[str, Any]], sort: str | None) -> list[dict[str, An
 
 
 HEADERS = ("task", "lang", "dataset", "model", "attack", "rate", "defense", "metric", "clean",
-           "trivial", "ASR %", "false triggers %", "detection recall %", "detection precision %", "n")
+           "trivial", "ASR %", "false triggers %", "detection recall %", "detection precision %",
+           "n")
 
 
 def row_statistics(row: dict[str, Any]) -> list[dict[str, Any] | None]:
     """The statistics shown for a row: clean metric, its trivial baseline, ASR, false triggers,
     and a filter defense's detection recall and precision (None where a row has no such
     number)."""
-    return [clean_metric(row), trivial_metric(row), stat(row, "asr"), stat(row, "false_trigger_rate"),
-            stat(row, "detection.recall"), stat(row, "detection.precision")]
+    return [clean_metric(row), trivial_metric(row), stat(row, "asr"),
+            stat(row, "false_trigger_rate"), stat(row, "detection.recall"),
+            stat(row, "detection.precision")]
 
 
 def display_cells(row: dict[str, Any]) -> list[str]:
@@ -102,7 +104,8 @@ def display_cells(row: dict[str, Any]) -> list[str]:
             baseline, *(mean_std(entry) for entry in others), str(row["n"])]
 
 
-CSV_STATISTICS = ("clean", "trivial", "asr", "false_trigger", "detection_recall", "detection_precision")
+CSV_STATISTICS = ("clean", "trivial", "asr", "false_trigger", "detection_recall",
+                  "detection_precision")
 CSV_HEADERS = ("key", "task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
                *(f"{name}_{part}" for name in CSV_STATISTICS
                  for part in ("mean", "std", "ci95_low", "ci95_high")), "n")
