@@ -32,10 +32,11 @@ from codebackdoor.leaderboard.show import (
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 COLUMN_KEYS = ("task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
-               "clean", "asr", "false_triggers", "detection_recall", "detection_precision", "n")
+               "clean", "trivial", "asr", "false_triggers", "detection_recall",
+               "detection_precision", "n")
 PERCENT = (0.0, 100.0)
-NUMERIC = {"rate", "clean", "asr", "false_triggers", "detection_recall", "detection_precision",
-           "n"}
+NUMERIC = {"rate", "clean", "trivial", "asr", "false_triggers", "detection_recall",
+           "detection_precision", "n"}
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -93,7 +94,8 @@ SCRIPT = """
 
 def _sort_values(row: dict[str, Any]) -> list[str]:
     """What each column sorts by: the raw number for numeric columns, else the text."""
-    statistics = ("clean", "asr", "false_triggers", "detection_recall", "detection_precision")
+    statistics = ("clean", "trivial", "asr", "false_triggers", "detection_recall",
+                  "detection_precision")
     numbers = {
         "rate": row["rate"],
         **{key: entry and entry["mean"]
