@@ -31,12 +31,13 @@ from codebackdoor.leaderboard.show import (
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
+# The keys of show's row_statistics, in its order: the page's columns follow show's table.
+STATISTIC_KEYS = ("clean", "trivial", "asr", "false_triggers", "detection_recall",
+                  "detection_precision")
 COLUMN_KEYS = ("task", "lang", "dataset", "model", "attack", "rate", "defense", "metric",
-               "clean", "trivial", "asr", "false_triggers", "detection_recall",
-               "detection_precision", "n")
+               *STATISTIC_KEYS, "n")
 PERCENT = (0.0, 100.0)
-NUMERIC = {"rate", "clean", "trivial", "asr", "false_triggers", "detection_recall",
-           "detection_precision", "n"}
+NUMERIC = {"rate", *STATISTIC_KEYS, "n"}
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -94,12 +95,10 @@ SCRIPT = """
 
 def _sort_values(row: dict[str, Any]) -> list[str]:
     """What each column sorts by: the raw number for numeric columns, else the text."""
-    statistics = ("clean", "trivial", "asr", "false_triggers", "detection_recall",
-                  "detection_precision")
     numbers = {
         "rate": row["rate"],
         **{key: entry and entry["mean"]
-           for key, entry in zip(statistics, row_statistics(row), strict=True)},
+           for key, entry in zip(STATISTIC_KEYS, row_statistics(row), strict=True)},
         "n": row["n"],
     }
     texts = display_cells(row)
