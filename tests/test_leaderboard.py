@@ -21,7 +21,7 @@ from codebackdoor.errors import UserError
 from codebackdoor.leaderboard.build import build, locked
 from codebackdoor.leaderboard.compare import compare
 from codebackdoor.leaderboard.published import read_published
-from codebackdoor.leaderboard.rows import cell_identity, cell_key
+from codebackdoor.leaderboard.rows import cell_identity, cell_key, labels
 from codebackdoor.leaderboard.show import order, select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +78,22 @@ def test_seeds_share_a_cell_and_everything_else_splits_it(results: dict[str, dic
     explicit_ce = copy.deepcopy(results["ce-seed1"])
     explicit_ce["config"]["defenses"] = [{"method": "ce", "citation": "", "params": {}}]
     assert _key(explicit_ce) == _key(results["ce-seed1"])
+
+
+def test_two_builds_of_one_pretrained_checkpoint_are_two_cells(results: dict[str, dict]) -> None:
+    def built(card_sha256: str) -> dict:
+        result = copy.deepcopy(results["ce-seed1"])
+        result["config"]["model"]["spec"] = "pretrained:tiny-t5"
+        result["config"]["requested"]["model_files"] = {"card_sha256": card_sha256}
+        return result
+
+    first, rebuilt = built("a" * 64), built("b" * 64)
+    assert _key(first) == _key(built("a" * 64)) != _key(rebuilt)
+    # Rows without a recorded checkpoint (presets, hub ids, earlier results) keep their keys.
+    assert "files" not in cell_identity(results["ce-seed1"])["model"]
+    first_label = labels(cell_identity(first))["model"]
+    assert first_label.startswith("pretrained:tiny-t5 @")
+    assert first_label != labels(cell_identity(rebuilt))["model"]
 
 
 def test_build_aggregates_seeds_as_mean_std_n(board: Path, results: dict[str, dict],

@@ -2,7 +2,9 @@
 
 - A cell is identified by the task (name, language, output kind); the dataset (its alias and the
   fingerprints of the clean train, valid and test splits); the model (spec, revision, LoRA
-  settings); the training settings except the seed (precision and gradient
+  settings, and for a model built outside the run, a ``pretrained:`` checkpoint or a local
+  directory, the fingerprint of its card or files: a rebuilt checkpoint is another victim, so
+  its runs never join the seeds of the old one); the training settings except the seed (precision and gradient
   checkpointing only when set); the attack (method, trigger parameters,
   payload and its parameters, selection rule) or none; the poisoning rate; the defenses (method
   and parameters, in order; ``ce`` is the default objective, so it counts as no defense); and
@@ -84,8 +86,7 @@ def cell_identity(result: dict[str, Any]) -> dict[str, Any]:
             "alias": dataset_alias(config["data"], task.get("lang")),
             "fingerprints": {split: result["fingerprints"][split] for split in CLEAN_SPLITS},
         },
-        "model": {"spec": model["spec"], "revision": model.get("revision"),
-                  "lora": model.get("lora")},
+        "model": _model_identity(model, config.get("requested", {})),
         "training": without_later_defaults({
             key: value for key, value in config["training"].items()
             if key not in NOT_IDENTITY_TRAINING
@@ -100,6 +101,15 @@ def cell_identity(result: dict[str, Any]) -> dict[str, Any]:
         ],
         "definitions": definitions,
     }
+
+
+def _model_identity(model: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
+    identity = {"spec": model["spec"], "revision": model.get("revision"),
+                "lora": model.get("lora")}
+    # Only when present, so that the rows of presets and hub ids keep their keys.
+    if requested.get("model_files") is not None:
+        identity["files"] = requested["model_files"]
+    return identity
 
 
 def _without_citation(value: Any) -> Any:
@@ -121,6 +131,9 @@ def labels(identity: dict[str, Any]) -> dict[str, Any]:
     lora = identity["model"].get("lora")
     if lora:  # adapters trained on a frozen model are another victim than the model itself
         model += f" (LoRA r={lora['r']})"
+    files = identity["model"].get("files")
+    if files is not None:  # two builds of one pretrained name or directory read apart
+        model += f" @{cell_key(files)[:8]}"
     attack = identity["attack"]
     return {
         "task": identity["task"]["name"],
