@@ -77,6 +77,14 @@ def test_the_output_layer_input_gives_the_models_logits(family):
     torch.testing.assert_close(logits, expected, rtol=1e-6, atol=1e-6)
 
 
+def assert_same_gradient(actual, expected, name):
+    # Float32 sums round relative to the size of what they add: an element far smaller than the
+    # rest of its tensor can differ by a few ulps of the tensor's largest element (seen on AMD
+    # EPYC), which a per-element tolerance would report as a mismatch.
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=max(1e-7, 1e-6 * scale), msg=name)
+
+
 def parameter_gradients(model, loss):
     model.zero_grad()
     loss.backward()
@@ -97,7 +105,7 @@ def test_every_parameter_gets_the_logits_paths_gradient(family, objective):
     actual = parameter_gradients(model, loss)
     assert actual.keys() == expected.keys()
     for name in expected:
-        torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-7, msg=name)
+        assert_same_gradient(actual[name], expected[name], name)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +121,7 @@ def test_the_other_objectives_through_a_llama_style_model(objective):
                              objective, 1, block_rows=5)
     actual = parameter_gradients(model, loss)
     for name in expected:
-        torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-7, msg=name)
+        assert_same_gradient(actual[name], expected[name], name)
 
 
 def test_models_the_fused_path_does_not_know_train_on_logits():
@@ -146,11 +154,15 @@ def test_an_epoch_fused_equals_an_epoch_on_logits(preset, kind, tmp_path):
     assert [r["loss_path"] for r in fused_records] == ["fused"]
     assert [r["loss_path"] for r in logit_records] == ["logits"]
     assert fused_records[0]["loss"] == pytest.approx(logit_records[0]["loss"], rel=1e-5)
-    # Adam moves a weight by about the learning rate (2e-3) whatever the gradient's size, so
-    # rounding-level differences in near-zero gradients show up as a small share of one step.
-    for name in logit_weights:
-        torch.testing.assert_close(fused_weights[name], logit_weights[name], rtol=1e-4,
-                                   atol=1e-4, msg=name)
+    # Adam moves a weight by up to the learning rate whatever the gradient's size, so a
+    # rounding-level difference in a near-zero gradient can move a few weights apart by a share
+    # of one step; a wrong gradient would move most of a tensor apart.
+    learning_rate = settings().learning_rate
+    for name, expected in logit_weights.items():
+        difference = (fused_weights[name] - expected).abs().float()
+        apart = difference > 1e-4 + 1e-4 * expected.abs().float()
+        assert apart.float().mean().item() <= 1e-3, f"{name}: {int(apart.sum())} weights apart"
+        assert difference.max().item() <= learning_rate, name
     assert fused_outputs == logit_outputs
 
 
