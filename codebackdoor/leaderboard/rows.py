@@ -24,8 +24,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -33,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from codebackdoor.identity import without_later_defaults
+from codebackdoor.identity import identity_hash, without_later_defaults
 from codebackdoor.stats import T_SEEDS, t_interval
 
 CLEAN_SPLITS = ("train", "valid", "test")
@@ -120,8 +118,8 @@ def _without_citation(value: Any) -> Any:
 
 
 def cell_key(identity: dict[str, Any]) -> str:
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+    """A cell's key: hashed from its identity as a run id is from the run's."""
+    return identity_hash(identity)
 
 
 def labels(identity: dict[str, Any]) -> dict[str, Any]:
