@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ import numpy as np
 from codebackdoor import stats
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
+from codebackdoor.leaderboard.rows import cell_key
 from codebackdoor.leaderboard.show import rate_text, render
 from codebackdoor.metrics.items import item_statistics
 from codebackdoor.registry import registry
@@ -47,8 +47,7 @@ def pairing_key(row: dict[str, Any]) -> str:
     identity.pop("defenses")
     identity["definitions"] = {name: value for name, value in identity["definitions"].items()
                                if not name.startswith("detection")}
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return cell_key(identity)
 
 
 def pair_rows(rows: Sequence[dict[str, Any]], baseline: str
