@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import json
 import multiprocessing
@@ -328,3 +329,44 @@ def test_leaderboard_mistakes_give_one_line(tmp_path: Path, runs: dict[str, Path
         assert main(["leaderboard", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("codebackdoor: error: ") and "\n" not in err and expected in err
+
+
+def test_plots_draw_each_victim_apart_and_name_presets_by_parameters(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _copy_runs(runs, ["ce-seed1", "dece"], tmp_path / "runs")
+
+    def variant(label: str, name: str, change) -> None:  # another run of a changed config
+        directory = source / name
+        shutil.copytree(runs[label].parent, directory)
+        result = json.loads((directory / "result.json").read_text())
+        change(result["config"])
+        result["run_id"] = hashlib.sha256(name.encode()).hexdigest()[:16]
+        (directory / "result.json").write_text(json.dumps(result))
+
+    def pretrained(config: dict) -> None:
+        config["model"]["spec"] = "pretrained:tiny-t5"
+        config["requested"]["model_files"] = {"card_sha256": "a" * 64}
+
+    def faster_decay(config: dict) -> None:
+        config["defenses"][0]["params"]["beta"] = 0.9
+
+    variant("ce-seed1", "ce-pretrained", pretrained)
+    variant("dece", "dece-pretrained", pretrained)
+    variant("dece", "dece-beta-0.9", faster_decay)
+    board = tmp_path / "leaderboard.json"
+    build([source], board)
+    out = tmp_path / "figures"
+    assert main(["leaderboard", "plots", "--leaderboard", str(board), "--out", str(out)]) == 0
+    capsys.readouterr()
+    names = sorted(path.name for path in out.iterdir())
+    # Two victims: one chart each, named by the victim; a single-victim group keeps its name.
+    scratch = [n for n in names if "curve" in n and "tiny_t5" in n and "pretrained" not in n]
+    built = [n for n in names if "curve" in n and "pretrained_tiny_t5" in n]
+    assert len(scratch) == len(built) == 2, names
+    namespace = "{http://www.w3.org/2000/svg}"
+    clean = ElementTree.parse(out / next(n for n in scratch if n.endswith("clean.svg")))
+    legend = {t.text for t in clean.getroot().iter(f"{namespace}text")}
+    assert len(clean.getroot().findall(f"{namespace}polyline")) == 3
+    # The two DeCE rows read apart by the parameter they differ in, not by a hash.
+    assert {"dece beta=0.9", "dece beta=0.99", "none"} <= legend, legend

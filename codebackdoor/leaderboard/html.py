@@ -286,73 +286,106 @@ def detection_plots(rows: Sequence[dict[str, Any]],
     return figures
 
 
+def _by_model(members: Sequence[dict[str, Any]]) -> list[tuple[tuple[str, ...], list]]:
+    """Members split by victim when they hold more than one: a from-scratch and a pretrained
+    victim drawn in one chart would read as one model's spread. Each part comes with what its
+    file name and title add (nothing when there is one victim, so single-victim stems stay)."""
+    models = sorted({row["model"] for row in members})
+    if len(models) == 1:
+        return [((), list(members))]
+    return [((model,), [row for row in members if row["model"] == model]) for model in models]
+
+
 def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
-    """Clean metric against ASR, one plot per task and metric, one colour per defense."""
+    """Clean metric against ASR, one plot per task, metric and victim, one colour per defense."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if clean_metric(row) and stat(row, "asr"):
             groups[(row["task"], row["primary"])].append(row)
     figures = []
-    for (task, metric), members in sorted(groups.items()):
-        defenses = sorted({row["defense"] for row in members})
-        series = []
-        for i, defense in enumerate(defenses):
-            chosen = [r for r in members if r["defense"] == defense]
-            series.append({
-                "label": defense, "color": PALETTE[i % len(PALETTE)],
-                "points": [(stat(r, "asr")["mean"], clean_metric(r)["mean"]) for r in chosen],
-                "errors": [(seed_interval(stat(r, "asr")), seed_interval(clean_metric(r)))
-                           for r in chosen],
-            })
-        figures.append(Plot(
-            _stem("tradeoff", task, metric),
-            chart(f"{task}: {metric} vs ASR", "ASR %", metric, series, lines=False,
-                  xrange=PERCENT),
-            "One point per leaderboard row (mean over seeds), bars the 95% t-interval over "
-            "seeds (none for one seed; cut at the plot's edge); rows without an attack have no "
-            "ASR and are not drawn.",
-        ))
+    for (task, metric), task_rows in sorted(groups.items()):
+        for model, members in _by_model(task_rows):
+            defenses = sorted({row["defense"] for row in members})
+            series = []
+            for i, defense in enumerate(defenses):
+                chosen = [r for r in members if r["defense"] == defense]
+                series.append({
+                    "label": defense, "color": PALETTE[i % len(PALETTE)],
+                    "points": [(stat(r, "asr")["mean"], clean_metric(r)["mean"]) for r in chosen],
+                    "errors": [(seed_interval(stat(r, "asr")), seed_interval(clean_metric(r)))
+                               for r in chosen],
+                })
+            figures.append(Plot(
+                _stem("tradeoff", task, *model, metric),
+                chart(" ".join((f"{task}:", *model, f"{metric} vs ASR")), "ASR %", metric,
+                      series, lines=False, xrange=PERCENT),
+                "One point per leaderboard row (mean over seeds), bars the 95% t-interval over "
+                "seeds (none for one seed; cut at the plot's edge); rows without an attack have "
+                "no ASR and are not drawn.",
+            ))
     return figures
 
 
 def _curve_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Attack, defense and model, leaving out what all rows share (the legend is narrow); rows
-    that differ elsewhere (data, training) add their key."""
+    that still read alike add the defense parameters that tell them apart (DeCE's presets),
+    and failing that their key."""
     fields = [f for f in ("attack", "defense", "model") if len({row[f] for row in rows}) > 1]
     short = {row["key"]: " ".join(row[f] for f in fields or ("attack", "defense")) for row in rows}
+    alike: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        alike[short[row["key"]]].append(row)
+    for label, members in alike.items():
+        if len(members) > 1:
+            for row, detail in zip(members, _defense_differences(members), strict=True):
+                short[row["key"]] = f"{label} {detail}".rstrip()
     counts = Counter(short.values())
     return {key: label if counts[label] == 1 else f"{label} {key[:6]}"
             for key, label in short.items()}
 
 
+def _defense_differences(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """For each row, ``name=value`` of the defense parameters whose values differ among the
+    rows, e.g. DeCE's epsilon and beta across its presets."""
+    params = [{f"{d['method']}.{name}" if len(row["identity"]["defenses"]) > 1 else name: value
+               for d in row["identity"]["defenses"] for name, value in d["params"].items()}
+              for row in rows]
+    names = sorted({name for p in params for name in p
+                    if len({repr(q.get(name)) for q in params}) > 1})
+    return [" ".join(f"{name}={p[name]}" for name in names if name in p) for p in params]
+
+
 def curve_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
-    """Per-epoch clean metric and ASR, one pair of plots per task and dataset."""
+    """Per-epoch clean metric and ASR, one pair of plots per task, dataset and victim."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row["curve"]:
             groups[(row["task"], row["dataset"])].append(row)
     figures = []
-    for (task, dataset), members in sorted(groups.items()):
-        labels = _curve_labels(members)
-        for measure in ("clean", "asr"):
-            series = []
-            for i, row in enumerate(members):
-                name = row["primary"] if measure == "clean" else "asr"
-                reached = [p for p in row["curve"] if name in p]
-                if reached:
-                    series.append({"label": labels[row["key"]],
-                                   "color": PALETTE[i % len(PALETTE)],
-                                   "points": [(p["epoch"], p[name]["mean"]) for p in reached],
-                                   "errors": [(None, seed_interval(p[name])) for p in reached]})
-            if series:
-                ylabel = members[0]["primary"] if measure == "clean" else "ASR %"
-                figures.append(Plot(
-                    _stem("curve", task, dataset, measure),
-                    chart(f"{task} on {dataset}: {ylabel} per epoch", "epoch", ylabel, series,
-                          lines=True, yrange=None if measure == "clean" else PERCENT),
-                    "Scored after every epoch on the first curve-size test inputs (mean over "
-                    "seeds, bars the 95% t-interval over seeds): the early-learning picture.",
-                ))
+    for (task, dataset), dataset_rows in sorted(groups.items()):
+        for model, members in _by_model(dataset_rows):
+            labels = _curve_labels(members)
+            for measure in ("clean", "asr"):
+                series = []
+                for i, row in enumerate(members):
+                    name = row["primary"] if measure == "clean" else "asr"
+                    reached = [p for p in row["curve"] if name in p]
+                    if reached:
+                        series.append({"label": labels[row["key"]],
+                                       "color": PALETTE[i % len(PALETTE)],
+                                       "points": [(p["epoch"], p[name]["mean"]) for p in reached],
+                                       "errors": [(None, seed_interval(p[name]))
+                                                  for p in reached]})
+                if series:
+                    ylabel = members[0]["primary"] if measure == "clean" else "ASR %"
+                    figures.append(Plot(
+                        _stem("curve", task, dataset, *model, measure),
+                        chart(" ".join((f"{task} on {dataset}", *model)) + f": {ylabel} per epoch",
+                              "epoch", ylabel, series, lines=True,
+                              yrange=None if measure == "clean" else PERCENT),
+                        "Scored after every epoch on the first curve-size test inputs (mean over "
+                        "seeds, bars the 95% t-interval over seeds): the early-learning picture.",
+                    ))
     return figures
 
 
