@@ -360,7 +360,7 @@ def test_plots_draw_each_victim_apart_and_name_presets_by_parameters(
     assert main(["leaderboard", "plots", "--leaderboard", str(board), "--out", str(out)]) == 0
     capsys.readouterr()
     names = sorted(path.name for path in out.iterdir())
-    # Two victims: one chart each, named by the victim; a single-victim group keeps its name.
+    # Two victims: one chart each, named by the victim (a single victim's stems: the test above).
     scratch = [n for n in names if "curve" in n and "tiny_t5" in n and "pretrained" not in n]
     built = [n for n in names if "curve" in n and "pretrained_tiny_t5" in n]
     assert len(scratch) == len(built) == 2, names

@@ -327,10 +327,10 @@ def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
 
 
 def _curve_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Attack, defense and model, leaving out what all rows share (the legend is narrow); rows
-    that still read alike add the defense parameters that tell them apart (DeCE's presets),
-    and failing that their key."""
-    fields = [f for f in ("attack", "defense", "model") if len({row[f] for row in rows}) > 1]
+    """Attack and defense, leaving out what all rows share (the legend is narrow; the rows of
+    one chart share their victim, ``_by_model``); rows that still read alike add the defense
+    parameters that tell them apart (DeCE's presets), and failing that their key."""
+    fields = [f for f in ("attack", "defense") if len({row[f] for row in rows}) > 1]
     short = {row["key"]: " ".join(row[f] for f in fields or ("attack", "defense")) for row in rows}
     alike: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
