@@ -6,7 +6,8 @@
   1993, ch. 13). A metric enters as per-item statistics and a function of their sums, so one
   resample is a weighted sum rather than a new pass over the texts; the resamples are drawn from
   a fixed seed so that the same predictions always give the same interval.
-- Across seeds: the Student t-interval of the mean.
+- Across seeds: the Student t-interval of the mean; between two victims, Welch's t-interval of
+  the difference of their seed means (Welch 1947).
 - Paired: McNemar's exact test on the discordant pairs, and the paired bootstrap (the same
   resampled items for both systems) pooled over seeds.
 """
@@ -69,6 +70,25 @@ def t_interval(mean: float, std: float | None, n: int,
 
     half = float(t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     return mean - half, mean + half
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float],
+                   confidence: float = CONFIDENCE) -> Interval | None:
+    """Welch's t-interval of mean(a) − mean(b) for two independent samples (unequal
+    variances, Welch–Satterthwaite degrees of freedom); None below two values on a side."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy.stats import t
+
+    var_a = float(np.var(a, ddof=1)) / len(a)
+    var_b = float(np.var(b, ddof=1)) / len(b)
+    difference = float(np.mean(a)) - float(np.mean(b))
+    se = math.sqrt(var_a + var_b)
+    if se == 0.0:
+        return difference, difference
+    df = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
+    half = float(t.ppf(0.5 + confidence / 2, df)) * se
+    return difference - half, difference + half
 
 
 def mcnemar_exact(b: int, c: int) -> float:

@@ -22,11 +22,11 @@ def _hex(*parts: object) -> str:
 
 
 def write_run(root: Path, *, defense: str, seed: int, correct: int, hits: int,
-              rate: float = 0.05) -> Path:
+              rate: float = 0.05, model: str = "tiny") -> Path:
     """One run: the first ``correct`` clean items are labelled right, the first ``hits``
     triggered items get the payload label; every clean reference is 'json', so every triggered
     item is an ASR case."""
-    run_id = _hex(defense, seed, rate)[:16]
+    run_id = _hex(defense, seed, rate, model)[:16]
     directory = root / run_id
     directory.mkdir(parents=True)
     lines = []
@@ -52,7 +52,7 @@ def write_run(root: Path, *, defense: str, seed: int, correct: int, hits: int,
                        "payload": {"method": "label", "citation": "", "label": PAYLOAD_LABEL}},
             "rate": rate,
             "defenses": [{"method": defense, "params": {}}] if defense != "none" else [],
-            "model": {"spec": "tiny"}, "training": {"epochs": 1}, "seed": seed,
+            "model": {"spec": model}, "training": {"epochs": 1}, "seed": seed,
         },
         "versions": {"codebackdoor": "0", "python": "3", "packages": {}, "plugins": {}},
         "fingerprints": {"train": fingerprint, "valid": fingerprint, "test": fingerprint},
@@ -215,3 +215,41 @@ def test_show_html_and_plots_carry_intervals_and_verdicts(
     svg = ElementTree.parse(figures / "tradeoff-package-accuracy.svg").getroot()
     # Error bars: an ASR and an accuracy bar for each of the 7 rows with an attack.
     assert len(svg.findall("{http://www.w3.org/2000/svg}line")) == 2 * 7
+
+
+def test_victims_compare_by_welch_interval_over_seeds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--baseline-model: the rows of one cell that differ in the model alone, unpaired seeds."""
+    from scipy.stats import ttest_ind
+
+    # per model: clean items right on seeds 1-3 (no attack hits), plain training and DeCE
+    accuracy = {"tiny": [150, 160, 155], "big": [185, 190, 180], "same": [152, 161, 150]}
+    for model, seeds in accuracy.items():
+        for defense in ("none", "dece"):
+            for seed, correct in enumerate(seeds, 1):
+                write_run(tmp_path / "results", defense=defense, seed=seed, correct=correct,
+                          hits=0, model=model)
+    # a cell 'tiny' has no row in: left out, not paired with another cell
+    write_run(tmp_path / "results", defense="none", seed=1, correct=100, hits=0, model="big",
+              rate=0.01)
+    board = tmp_path / "leaderboard.json"
+    build([tmp_path / "results"], board)
+
+    out = json.loads(_compare(board, capsys, "--baseline-model", "tiny", "--format", "json"))
+    clean = {(item["model"], item["row"]): item for item in out if item["metric"] != "asr"}
+    assert {model for model, _ in clean} == {"big", "same"}
+    assert len(clean) == 4  # two models x two defenses, the 1% cell has no tiny row
+    for (model, _), item in clean.items():
+        expected = [100 * c / ITEMS for c in accuracy[model]]
+        baseline = [100 * c / ITEMS for c in accuracy["tiny"]]
+        assert item["values"] == expected and item["baseline_values"] == baseline
+        reference = ttest_ind(expected, baseline, equal_var=False).confidence_interval(0.95)
+        assert item["ci95"] == pytest.approx([reference.low, reference.high])
+        assert item["verdict"] == ("higher" if model == "big" else "no detectable effect")
+    text = _compare(board, capsys, "--baseline-model", "big")
+    assert "lower" in text and "Δ [95% Welch]" in text
+
+    assert main(["leaderboard", "compare", "--leaderboard", str(board), "--baseline-model",
+                 "huge"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("codebackdoor: error: no leaderboard row has model 'huge'")

@@ -55,12 +55,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from codebackdoor.leaderboard.compare import compare, report
     from codebackdoor.leaderboard.published import read_published
 
+    if args.baseline is not None and args.baseline_model is not None:
+        from codebackdoor.errors import UserError
+
+        raise UserError("give --baseline (defenses on one victim) or --baseline-model "
+                        "(victims in one cell), not both")
     if args.baseline is not None:
         from codebackdoor.leaderboard import paired
 
         pairs = paired.compare_baseline(_rows(Path(args.leaderboard)), args.baseline,
                                         Path(args.leaderboard))
         print(paired.report(pairs, args.format))
+        return 0
+    if args.baseline_model is not None:
+        from codebackdoor.leaderboard import victims
+
+        deltas = victims.compare_victims(_rows(Path(args.leaderboard)), args.baseline_model)
+        print(victims.report(deltas, args.format))
         return 0
 
     published = read_published(Path(args.against))
@@ -160,6 +171,12 @@ def add_leaderboard_command(commands: Any) -> None:
         "plain training) with the same task, data, model, training, attack and rate, seed by "
         "seed and item by item from the saved predictions; ΔASR and Δclean with 95%% intervals "
         "and a verdict (docs/statistics.md)")
+    comparing.add_argument(
+        "--baseline-model", metavar="MODEL",
+        help="instead of published numbers: each row against the row of this model (as "
+        "'leaderboard show' names it, e.g. tiny-t5) with the same task, data, training, attack, "
+        "rate and defenses; the difference of the seed means with Welch's 95%% t-interval and "
+        "a verdict, per metric (docs/statistics.md)")
     comparing.add_argument("--format", choices=FORMATS, default="table")
     comparing.set_defaults(func=cmd_compare)
 
