@@ -72,6 +72,14 @@ def t_interval(mean: float, std: float | None, n: int,
     return mean - half, mean + half
 
 
+def interval_side(interval: Interval | None) -> int:
+    """-1 when an interval of a difference lies below 0, +1 above, 0 when it holds 0 (or is
+    missing): the sign a verdict reads."""
+    if interval is None:
+        return 0
+    return -1 if interval[1] < 0 else 1 if interval[0] > 0 else 0
+
+
 def welch_interval(a: Sequence[float], b: Sequence[float],
                    confidence: float = CONFIDENCE) -> Interval | None:
     """Welch's t-interval of mean(a) − mean(b) for two independent samples (unequal

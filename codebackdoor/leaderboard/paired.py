@@ -165,21 +165,14 @@ class Delta:
     discordant: tuple[int, int] | None = None  # (baseline only, defense only)
 
 
-def _side(interval: tuple[float, float] | None) -> int:
-    """-1 when the interval lies below 0, +1 above, 0 when it holds 0 (or is missing)."""
-    if interval is None:
-        return 0
-    return -1 if interval[1] < 0 else 1 if interval[0] > 0 else 0
-
-
 def _verdict(delta: Delta, what: str) -> str:
     if delta.ci95 is None:
         return UNTESTABLE
-    side = _side(delta.ci95)
+    side = stats.interval_side(delta.ci95)
     if side == 0:
         return NO_EFFECT
     verdict = f"{'lowers' if side < 0 else 'raises'} {what}"
-    agreeing = sum(_side(interval) == side for interval in delta.per_seed_ci95)
+    agreeing = sum(stats.interval_side(interval) == side for interval in delta.per_seed_ci95)
     if agreeing < len(delta.per_seed_ci95):
         verdict += f" on {agreeing} of {len(delta.per_seed_ci95)} seeds"
     return verdict

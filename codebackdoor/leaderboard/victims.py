@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from codebackdoor import stats
 from codebackdoor.errors import UserError
 from codebackdoor.leaderboard.paired import NO_EFFECT
@@ -46,20 +48,31 @@ class VictimDelta:
     row: dict[str, Any]
     baseline: dict[str, Any]
     metric: str
-    values: list[float]
+    values: list[float]  # per seed, in seed order
     baseline_values: list[float]
-    delta: float
-    ci95: stats.Interval | None
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def baseline_mean(self) -> float:
+        return float(np.mean(self.baseline_values))
+
+    @property
+    def delta(self) -> float:
+        return self.mean - self.baseline_mean
+
+    @property
+    def ci95(self) -> stats.Interval | None:
+        return stats.welch_interval(self.values, self.baseline_values)
 
     @property
     def verdict(self) -> str:
-        if self.ci95 is None:
+        interval = self.ci95
+        if interval is None:
             return "not decided: fewer than two seeds"
-        if self.ci95[0] > 0:
-            return "higher"
-        if self.ci95[1] < 0:
-            return "lower"
-        return NO_EFFECT
+        return {1: "higher", -1: "lower", 0: NO_EFFECT}[stats.interval_side(interval)]
 
 
 def compare_victims(rows: Sequence[dict[str, Any]], model: str) -> list[VictimDelta]:
@@ -76,11 +89,8 @@ def compare_victims(rows: Sequence[dict[str, Any]], model: str) -> list[VictimDe
             continue
         for metric in _metrics(row):
             values, baseline_values = _values(row, metric), _values(base, metric)
-            if not values or not baseline_values:
-                continue
-            delta = sum(values) / len(values) - sum(baseline_values) / len(baseline_values)
-            out.append(VictimDelta(row, base, metric, values, baseline_values, delta,
-                                   stats.welch_interval(values, baseline_values)))
+            if values and baseline_values:
+                out.append(VictimDelta(row, base, metric, values, baseline_values))
     return out
 
 
@@ -91,14 +101,12 @@ HEADERS = ("task", "dataset", "attack", "rate", "defense", "model", "vs", "metri
 def lines(deltas: Sequence[VictimDelta]) -> list[list[str]]:
     out = []
     for item in deltas:
-        row = item.row
-        interval = ("" if item.ci95 is None
-                    else f" [{item.ci95[0]:+.2f}, {item.ci95[1]:+.2f}]")
+        row, ci95 = item.row, item.ci95
+        interval = "" if ci95 is None else f" [{ci95[0]:+.2f}, {ci95[1]:+.2f}]"
         out.append([row["task"], row["dataset"], row["attack"], rate_text(row["rate"]),
                     row["defense"], row["model"], item.baseline["model"], item.metric,
-                    f"{sum(item.values) / len(item.values):.2f} ({len(item.values)})",
-                    f"{sum(item.baseline_values) / len(item.baseline_values):.2f} "
-                    f"({len(item.baseline_values)})",
+                    f"{item.mean:.2f} ({len(item.values)})",
+                    f"{item.baseline_mean:.2f} ({len(item.baseline_values)})",
                     f"{item.delta:+.2f}{interval}", item.verdict])
     return out
 
