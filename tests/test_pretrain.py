@@ -228,8 +228,11 @@ def test_pretrained_name_resolves_in_the_cache_and_says_how_to_build_it(
 
     monkeypatch.setenv("CODEBACKDOOR_CACHE", str(tmp_path))
     train = [Example("a", "def f(x):\n    return x", "identity", "python")]
-    with pytest.raises(UserError, match="codebackdoor pretrain --arch t5 --size tiny"):
+    with pytest.raises(UserError, match=r"codebackdoor pretrain --arch t5 --size tiny$"):
         load_victim("pretrained:tiny-t5", "text", train)
+    # A second recipe of the size lives under its own name, and the hint names it.
+    with pytest.raises(UserError, match=r"--arch t5 --size tiny --name tiny-t5-denoise$"):
+        load_victim("pretrained:tiny-t5-denoise", "text", train)
     budget = {"max_tokens": 4 * 64, "corpus": options(sources), "mix": SPAN_ONLY}
     out = pretrain("t5", "tiny", **budget)
     assert out == pretrained_directory("tiny-t5")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import sysconfig
@@ -18,6 +19,7 @@ from codebackdoor.models.pretrained import CARD_FILE
 from codebackdoor.pretrain.bimodal import (
     CODE2NL,
     DEFAULT_MIX,
+    DENOISE,
     NL2CODE,
     SPAN,
     SPAN_ONLY,
@@ -27,7 +29,7 @@ from codebackdoor.pretrain.bimodal import (
     pairs_from_functions,
     parse_mix,
 )
-from codebackdoor.pretrain.objectives import SpanCorruption
+from codebackdoor.pretrain.objectives import SpanCorruption, TextInfilling
 from codebackdoor.pretrain.pretraining import pretrain
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
@@ -113,6 +115,48 @@ def test_a_batch_holds_the_mix_each_objective_in_its_form():
     assert torch.equal(mixed(items)["labels"], labels)  # a function of the indices
 
 
+def test_text_infilling_masks_spans_and_targets_the_whole_window():
+    import torch
+
+    infilling = TextInfilling(mask_id=999, eos_id=1, window=40)
+    block = torch.arange(10, 74)
+    source, target = infilling.corrupt(block, _generator(3))
+    # The target is the window itself, uncorrupted: what teaches the decoder to copy.
+    assert target.tolist() == [*range(10, 50), 1]
+    # 35% of 40 tokens (14) hidden in round(14 / 3.5) = 4 spans, one mask token each.
+    assert source[-1] == 1 and int((source == 999).sum()) == 4
+    assert len(source) == 40 - 14 + 4 + 1
+    kept = [token for token in source[:-1].tolist() if token != 999]
+    assert len(kept) == 26 and kept == sorted(kept) and set(kept) < set(range(10, 50))
+    # Every hidden run sits where a mask stands: the gaps between kept tokens.
+    gaps = sum(1 for a, b in itertools.pairwise(kept) if b != a + 1)
+    assert gaps + (kept[-1] != 49) + (kept[0] != 10) == 4
+    again, _ = infilling.corrupt(block, _generator(3))
+    assert torch.equal(again, source)
+    with pytest.raises(UserError, match="noise_density"):
+        TextInfilling(mask_id=999, eos_id=1, noise_density=1.0)
+
+
+def test_a_denoise_mix_needs_no_pairs_and_fills_its_rows_by_infilling():
+    import torch
+
+    span = SpanCorruption(eos_id=1, sentinel_ids=list(range(1000, 1100)))
+    infilling = TextInfilling(mask_id=1099, eos_id=1, window=32)
+    slots = batch_slots({SPAN: 0.5, DENOISE: 0.5}, 4)
+    mixed = MixedObjectives(slots, span, None, pad_id=0, eos_id=1, infilling=infilling)
+    block = torch.arange(10, 74).numpy()
+    items = [{"index": index, "input_ids": block} for index in (4, 8, 15, 16)]
+    batch = mixed(items)
+    for row, item in enumerate(items[2:], start=2):
+        source, target = infilling.corrupt(torch.as_tensor(block), _generator(item["index"]))
+        assert batch["input_ids"][row, : len(source)].tolist() == source.tolist()
+        assert batch["labels"][row].tolist() == target.tolist()  # the longest labels: no pad
+    with pytest.raises(UserError, match="need documented functions' pairs"):
+        MixedObjectives(batch_slots(DEFAULT_MIX, 4), span, None, pad_id=0, eos_id=1)
+    with pytest.raises(UserError, match="denoise needs"):
+        MixedObjectives(slots, span, None, pad_id=0, eos_id=1)
+
+
 def _generator(index: int):
     from codebackdoor.pretrain.objectives import item_generator
 
@@ -149,6 +193,16 @@ def test_bimodal_pretraining_records_mix_and_tokens_per_objective(
     card = json.loads((old / CARD_FILE).read_text(encoding="utf-8"))
     assert card["objective"] == "span-corruption" and card["mix"] == SPAN_ONLY
     assert card["pairs"] is None and card["objectives"][SPAN]["items_seen"] == 4
+    # Text infilling in place of span corruption: its tokens are its window's (here the whole
+    # 64-token block, shorter than the window), and it needs no pairs.
+    mix = {DENOISE: 0.5, NL2CODE: 0.25, CODE2NL: 0.25}
+    denoised = pretrain(
+        "t5", "tiny", tmp_path / "denoise", max_tokens=2 * 4 * 64, corpus=options(sources),
+        pairs=pairs, mix=mix,
+    )
+    card = json.loads((denoised / CARD_FILE).read_text(encoding="utf-8"))
+    assert card["objective"] == "text-infilling+dual-generation" and card["mix"] == mix
+    assert card["objectives"][DENOISE]["tokens_seen"] == 4 * 64
 
 
 def test_resumed_bimodal_pretraining_equals_an_uninterrupted_one(
@@ -190,7 +244,13 @@ def test_help_lists_the_objectives_and_a_bad_mix_is_one_error_line(capsys):
     add_pretrain_command(parser.add_subparsers())
     text = " ".join(parser._subparsers._group_actions[0].choices["pretrain"].format_help().split())
     assert "--mix" in text and "span=0.5,nl2code=0.25,code2nl=0.25" in text
-    assert all(name in text for name in ("span:", "nl2code:", "code2nl:"))
+    assert all(name in text for name in ("span:", "denoise:", "nl2code:", "code2nl:"))
     assert main(["pretrain", "--arch", "t5", "--mix", "span=0.5,nl2code=0.4"]) == 2
     err = capsys.readouterr().err
     assert err == "codebackdoor: error: --mix: shares sum to 0.9, not 1\n"
+    assert main(["pretrain", "--arch", "t5", "--out", "x", "--name", "y"]) == 2
+    assert capsys.readouterr().err == (
+        "codebackdoor: error: --out and --name contradict each other; give one\n"
+    )
+    assert main(["pretrain", "--arch", "t5", "--name", "../up"]) == 2
+    assert "--name '../up': use letters" in capsys.readouterr().err

@@ -419,9 +419,11 @@ def _pretrained_path(spec: str) -> Path | None:
     path = pretrained_directory(name)
     if read_card(path) is None:
         size, _, arch = name.partition("-")
+        named = "" if "-" not in arch else f" --name {name}"
         raise UserError(
             f"no pretrained model '{name}' in {path}; build it with: "
-            f"codebackdoor pretrain --arch {arch or 'ARCH'} --size {size or 'SIZE'}"
+            f"codebackdoor pretrain --arch {arch.partition('-')[0] or 'ARCH'} "
+            f"--size {size or 'SIZE'}{named}"
         )
     return path
 

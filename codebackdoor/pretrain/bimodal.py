@@ -1,4 +1,5 @@
-"""T5 pretraining that mixes span corruption with CodeT5's bimodal dual generation.
+"""T5 pretraining that mixes span corruption (or BART's text infilling) with CodeT5's bimodal
+dual generation.
 
 CodeT5 (Wang et al., EMNLP 2021, §3.3) aligns natural language with code by training on
 documented functions in both directions: NL -> code (generate the function from its comment)
@@ -10,11 +11,12 @@ is used, so the summarize and method-name tasks' valid/test targets never reach 
 
 A mix such as ``span=0.5,nl2code=0.25,code2nl=0.25`` fixes how many items of each batch serve
 each objective (largest remainder over the batch size). The Trainer draws items in a seeded
-random order; the collator gives the batch's first positions to span corruption (on the item's
-corpus block) and the rest to the pair objectives, the pair picked by the item's index in a
-seeded permutation of the pairs. So each batch holds the mix exactly, and a batch depends only
-on its items' indices and the seed, as in ``objectives`` (a resumed pretraining sees the same
-batches). As the fine-tuning tasks give no task prefix, the pair inputs carry none either: the
+random order; the collator gives the batch's first positions to the block objectives (span
+corruption, text infilling: on the item's corpus block) and the rest to the pair objectives,
+the pair picked by the item's index in a seeded permutation of the pairs. So each batch holds
+the mix exactly, and a batch depends only on its items' indices and the seed, as in
+``objectives`` (a resumed pretraining sees the same batches). As the fine-tuning tasks give no
+task prefix, the pair inputs carry none either: the
 input's modality tells the direction.
 """
 
@@ -27,16 +29,19 @@ from typing import TYPE_CHECKING, Any
 
 from codebackdoor.errors import UserError
 from codebackdoor.models.objective import IGNORE_INDEX
-from codebackdoor.pretrain.objectives import SpanCorruption, item_generator
+from codebackdoor.pretrain.objectives import SpanCorruption, TextInfilling, item_generator
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 SPAN = "span"
+DENOISE = "denoise"
 NL2CODE = "nl2code"
 CODE2NL = "code2nl"
-T5_OBJECTIVES = (SPAN, NL2CODE, CODE2NL)
+T5_OBJECTIVES = (SPAN, DENOISE, NL2CODE, CODE2NL)
 PAIR_OBJECTIVES = (NL2CODE, CODE2NL)
+# The objectives that read corpus blocks (the rest read documented functions' pairs).
+BLOCK_OBJECTIVES = (SPAN, DENOISE)
 # Half denoising, half dual generation split evenly between the two directions. CodeT5 runs
 # dual generation as a stage after denoising; one mixed stage lets a single time budget
 # cover both, and keeps the denoising that the code-to-code tasks (repair) draw on.
@@ -76,6 +81,14 @@ def check_mix(mix: Mapping[str, float]) -> dict[str, float]:
     if abs(sum(mix.values()) - 1.0) > 1e-6:
         raise UserError(f"--mix: shares sum to {sum(mix.values()):g}, not 1")
     return {name: float(mix[name]) for name in T5_OBJECTIVES if name in mix}
+
+
+def objective_name(mix: Mapping[str, float]) -> str:
+    """The card's name of a mix's objectives: ``span-corruption+dual-generation`` for the
+    default, the two pair directions named once."""
+    names = {SPAN: "span-corruption", DENOISE: "text-infilling"}
+    parts = dict.fromkeys(names.get(name, "dual-generation") for name in mix)
+    return "+".join(parts)
 
 
 def batch_slots(mix: Mapping[str, float], batch_size: int) -> list[str]:
@@ -166,31 +179,39 @@ class TokenizedPairs:
 
 @dataclass
 class MixedObjectives:
-    """The collator of a mix: span corruption on corpus blocks and dual generation on pairs,
-    batches padded (inputs with ``pad_id``, labels with IGNORE_INDEX) with an attention mask."""
+    """The collator of a mix: span corruption and text infilling on corpus blocks, dual
+    generation on pairs, batches padded (inputs with ``pad_id``, labels with IGNORE_INDEX) with
+    an attention mask. ``pairs`` and ``infilling`` are needed only where the slots use them."""
 
     slots: Sequence[str]
     span: SpanCorruption
-    pairs: TokenizedPairs
+    pairs: TokenizedPairs | None
     pad_id: int
     eos_id: int
     seed: int = 1
+    infilling: TextInfilling | None = None
 
     def __post_init__(self) -> None:
         import torch
 
+        if self.pairs is None and set(self.slots) & set(PAIR_OBJECTIVES):
+            raise UserError("--mix: nl2code and code2nl need documented functions' pairs")
+        if self.infilling is None and DENOISE in self.slots:
+            raise UserError("--mix: denoise needs its text infilling settings")
         # One seeded order of the pairs; item i takes pair order[i mod pairs].
         generator = torch.Generator().manual_seed(self.seed)
-        self.order = torch.randperm(len(self.pairs), generator=generator).tolist()
+        count = len(self.pairs) if self.pairs is not None else 0
+        self.order = torch.randperm(count, generator=generator).tolist()
 
     def example(self, objective: str, item: dict[str, Any]) -> tuple[list[int], list[int]]:
         """(input ids, label ids) of ``item`` under ``objective``."""
         import torch
 
         index = item["index"]
-        if objective == SPAN:
+        if objective in BLOCK_OBJECTIVES:
             block = torch.as_tensor(item["input_ids"], dtype=torch.int64)
-            source, target = self.span.corrupt(block, item_generator(self.seed, index))
+            noise = self.span if objective == SPAN else self.infilling
+            source, target = noise.corrupt(block, item_generator(self.seed, index))
             return source.tolist(), target.tolist()
         pair = self.order[index % len(self.pairs)]
         nl, code = self.pairs.nl[pair], self.pairs.code[pair]
@@ -215,21 +236,24 @@ class MixedObjectives:
 
 def objective_report(
     mix: Mapping[str, float], slots: Sequence[str], steps: int, block_tokens: int,
-    pairs: TokenizedPairs | None,
+    pairs: TokenizedPairs | None, infilling_window: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per objective: its share, items per batch, items seen and tokens seen in ``steps``.
-    A span item covers one block of corpus tokens (exact); a pair item covers its NL and code
-    tokens, counted as the pairs' mean (pairs are drawn uniformly, so the mean is unbiased)."""
+    A span item covers one block of corpus tokens and a denoise item its window of one (exact);
+    a pair item covers its NL and code tokens, counted as the pairs' mean (pairs are drawn
+    uniformly, so the mean is unbiased)."""
+    per_item = {SPAN: block_tokens, DENOISE: min(infilling_window or 0, block_tokens)}
     report = {}
     for name, share in mix.items():
         per_batch = slots.count(name)
         items = per_batch * steps
-        per_item = block_tokens if name == SPAN else pairs.mean_tokens()
         report[name] = {
             "share": share,
             "items_per_batch": per_batch,
             "items_seen": items,
-            "tokens_seen": round(items * per_item),
-            "tokens_counted": "exact: blocks" if name == SPAN else "items x mean pair tokens",
+            "tokens_seen": round(items * (per_item.get(name) or pairs.mean_tokens())),
+            "tokens_counted": (
+                "exact: block tokens" if name in BLOCK_OBJECTIVES else "items x mean pair tokens"
+            ),
         }
     return report

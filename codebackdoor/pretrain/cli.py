@@ -8,6 +8,7 @@ from typing import Any
 
 from codebackdoor.errors import UserError
 from codebackdoor.pretrain.bimodal import DEFAULT_MIX, parse_mix
+from codebackdoor.pretrain.objectives import TextInfilling
 from codebackdoor.pretrain.sizes import ARCHITECTURES, SIZES
 
 _SCALES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
@@ -47,6 +48,11 @@ def add_pretrain_command(commands: Any) -> None:
         "--out", help="output directory (default: the cache, as pretrained:SIZE-ARCH)"
     )
     parser.add_argument(
+        "--name",
+        help="store in the cache as pretrained:NAME instead of pretrained:SIZE-ARCH (a second "
+        "recipe of one size beside the first)",
+    )
+    parser.add_argument(
         "--max-tokens", type=_count, help="corpus tokens to train on (default: the size's)"
     )
     parser.add_argument(
@@ -56,7 +62,9 @@ def add_pretrain_command(commands: Any) -> None:
         "--mix",
         help="T5 objectives and their shares of each batch, default "
         + ",".join(f"{name}={share:g}" for name, share in DEFAULT_MIX.items())
-        + ". span: span corruption of corpus blocks (Raffel et al. 2020); nl2code: generate a "
+        + ". span: span corruption of corpus blocks (Raffel et al. 2020); denoise: BART's "
+        f"text infilling of a block's first {TextInfilling.window} tokens, the target the "
+        "whole uncorrupted text (as PLBART, Ahmad et al. 2021); nl2code: generate a "
         "function from its docstring's first sentence; code2nl: that sentence from the "
         "function (CodeT5's bimodal dual generation, Wang et al. 2021), on the documented "
         "functions of the embedded corpus's train split. span=1 is the code-only recipe",
@@ -90,6 +98,7 @@ def add_pretrain_command(commands: Any) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from codebackdoor.models.pretrained import pretrained_directory
     from codebackdoor.pretrain.corpus import CorpusOptions
     from codebackdoor.pretrain.pretraining import pretrain
 
@@ -104,10 +113,17 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         options["python_roots"] = args.python_root
     if args.no_java and args.jdk_src:
         raise UserError("--jdk-src and --no-java contradict each other")
+    if args.out and args.name:
+        raise UserError("--out and --name contradict each other; give one")
+    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name):
+        raise UserError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-'")
+    out_dir = Path(args.out) if args.out else None
+    if args.name:
+        out_dir = pretrained_directory(args.name)
     out = pretrain(
         args.arch,
         args.size,
-        Path(args.out) if args.out else None,
+        out_dir,
         max_tokens=args.max_tokens,
         max_time=args.max_time,
         seed=args.seed,

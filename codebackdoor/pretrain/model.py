@@ -49,13 +49,14 @@ def collator(
     slots: Sequence[str] = (),
     pairs: TokenizedPairs | None = None,
 ) -> Any:
-    """The family's pretraining objective as a data collator; for T5 with ``pairs``, the mix
-    whose batches hold the objectives of ``slots`` (``bimodal.batch_slots``)."""
-    from codebackdoor.pretrain.bimodal import MixedObjectives
+    """The family's pretraining objective as a data collator; for T5 with ``slots``
+    (``bimodal.batch_slots``) beyond span corruption, the mix whose batches hold them."""
+    from codebackdoor.pretrain.bimodal import SPAN, MixedObjectives
     from codebackdoor.pretrain.objectives import (
         CausalLanguageModeling,
         MaskedLanguageModeling,
         SpanCorruption,
+        TextInfilling,
     )
 
     if spec.arch == "t5":
@@ -65,10 +66,11 @@ def collator(
         span = SpanCorruption(
             tokenizer.eos_token_id, sentinels, model.prepare_decoder_input_ids_from_labels, seed
         )
-        if pairs is None:
+        if set(slots) <= {SPAN}:
             return span
+        infilling = TextInfilling(sentinels[-1], tokenizer.eos_token_id)
         return MixedObjectives(
-            slots, span, pairs, tokenizer.pad_token_id, tokenizer.eos_token_id, seed
+            slots, span, pairs, tokenizer.pad_token_id, tokenizer.eos_token_id, seed, infilling
         )
     if spec.arch == "gpt2":
         return CausalLanguageModeling()

@@ -80,8 +80,7 @@ class SpanCorruption:
 
     def spans(self, length: int) -> tuple[int, int]:
         """(noise tokens, noise spans) for a block of ``length`` tokens."""
-        noise = min(max(round(length * self.noise_density), 1), length - 1)
-        spans = max(1, min(round(noise / self.mean_span_length), noise, length - noise))
+        noise, spans = noise_counts(length, self.noise_density, self.mean_span_length)
         if spans > len(self.sentinel_ids):
             raise UserError(
                 f"span corruption: {spans} spans per block need as many sentinels; "
@@ -91,14 +90,7 @@ class SpanCorruption:
 
     def noise_mask(self, length: int, generator: Any) -> Tensor:
         """A boolean mask of ``length`` with the noise spans set, the first span kept text."""
-        import torch
-
-        noise, spans = self.spans(length)
-        noise_lengths = _partition(noise, spans, generator)
-        kept_lengths = _partition(length - noise, spans, generator)
-        flags = torch.tensor([False, True]).repeat(spans)
-        lengths = torch.stack([kept_lengths, noise_lengths], 1)
-        return flags.repeat_interleave(lengths.reshape(-1))
+        return span_mask(length, *self.spans(length), generator)
 
     def corrupt(self, tokens: Tensor, generator: Any) -> tuple[Tensor, Tensor]:
         """(input, target) for one block, drawing from ``generator``."""
@@ -117,6 +109,69 @@ class SpanCorruption:
         values = torch.stack([sentinels, tokens], 1).reshape(-1)
         target = values[in_target]
         return torch.cat([source, eos]), torch.cat([target, eos])
+
+
+@dataclass
+class TextInfilling:
+    """BART's text infilling (Lewis et al., ACL 2020, §2.2) at the rates mBART and PLBART, its
+    code model, pretrain with (Liu et al. 2020; Ahmad et al., NAACL 2021): 35% of the tokens,
+    in spans of mean length 3.5, are each replaced in the input by one mask token, and the
+    target is the whole uncorrupted sequence. Unlike span corruption, whose target holds only
+    the hidden spans, every kept token is written again in the target, so the decoder learns to
+    copy its input: what a code-to-code task (repair) does with most of a method.
+
+    Two departures from BART: span lengths are T5's random partition (as ``SpanCorruption``)
+    instead of Poisson draws, and only a block's first ``window`` tokens are used, so a target
+    is as long as a repair task's and a batch costs about what span corruption's does. The mask
+    is the last sentinel, which span corruption's blocks never reach, so the two objectives'
+    inputs stay distinguishable.
+    """
+
+    mask_id: int
+    eos_id: int
+    window: int = 128
+    noise_density: float = 0.35
+    mean_span_length: float = 3.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.noise_density < 1.0:
+            raise UserError(f"text infilling: noise_density {self.noise_density} not in (0, 1)")
+        if self.mean_span_length < 1:
+            raise UserError(f"text infilling: mean_span_length {self.mean_span_length} < 1")
+        if self.window < 2:
+            raise UserError(f"text infilling: window {self.window} < 2")
+
+    def corrupt(self, tokens: Tensor, generator: Any) -> tuple[Tensor, Tensor]:
+        """(input, target) for the block's first ``window`` tokens, drawing from ``generator``."""
+        import torch
+
+        tokens = tokens[: self.window]
+        noise, spans = noise_counts(len(tokens), self.noise_density, self.mean_span_length)
+        mask = span_mask(len(tokens), noise, spans, generator)
+        starts = mask & ~torch.cat([torch.zeros(1, dtype=torch.bool), mask[:-1]])
+        masked = torch.where(starts, torch.full_like(tokens, self.mask_id), tokens)
+        eos = torch.tensor([self.eos_id], dtype=tokens.dtype)
+        return torch.cat([masked[~mask | starts], eos]), torch.cat([tokens, eos])
+
+
+def noise_counts(length: int, density: float, mean_span_length: float) -> tuple[int, int]:
+    """(noise tokens, noise spans) for ``length`` tokens: at least one of each, and at least
+    one kept token, as in T5's ``random_spans_noise_mask``."""
+    noise = min(max(round(length * density), 1), length - 1)
+    spans = max(1, min(round(noise / mean_span_length), noise, length - noise))
+    return noise, spans
+
+
+def span_mask(length: int, noise: int, spans: int, generator: Any) -> Tensor:
+    """A boolean mask of ``length``: ``spans`` noise spans holding ``noise`` tokens in all,
+    alternating with kept spans, the first span kept text."""
+    import torch
+
+    noise_lengths = _partition(noise, spans, generator)
+    kept_lengths = _partition(length - noise, spans, generator)
+    flags = torch.tensor([False, True]).repeat(spans)
+    lengths = torch.stack([kept_lengths, noise_lengths], 1)
+    return flags.repeat_interleave(lengths.reshape(-1))
 
 
 def _partition(total: int, parts: int, generator: Any) -> Tensor:

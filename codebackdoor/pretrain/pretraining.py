@@ -32,12 +32,14 @@ from codebackdoor.models.pretrained import pretrained_directory, read_card, writ
 from codebackdoor.models.training import train_steps, without_transformers_bars
 from codebackdoor.pretrain.bimodal import (
     DEFAULT_MIX,
-    SPAN,
+    DENOISE,
+    PAIR_OBJECTIVES,
     Pair,
     TokenizedPairs,
     batch_slots,
     check_mix,
     embedded_pairs,
+    objective_name,
     objective_report,
 )
 from codebackdoor.pretrain.blocks import corpus_tokenizer, token_blocks
@@ -91,7 +93,7 @@ def pretrain(
     mix = check_mix(mix or DEFAULT_MIX) if arch == "t5" else None
     slots = batch_slots(mix, spec.batch_size) if mix else []
     corpus = corpus or CorpusOptions()
-    bimodal = mix is not None and set(mix) != {SPAN}
+    bimodal = mix is not None and bool(set(mix) & set(PAIR_OBJECTIVES))
     pairs_source = None
     if bimodal and pairs is None:
         pairs, pairs_source = embedded_pairs(java=corpus.java)
@@ -104,13 +106,14 @@ def pretrain(
     dataset = token_blocks(spec, built, tokenizer, blocks_needed=max_steps * spec.batch_size)
     _keep_mix(out / CHECKPOINTS, mix, resume)
     model = new_model(spec, tokenizer, seed)
+    collate = collator(spec, tokenizer, model, seed, slots, tokenized)
     settings = spec.step_settings(max_steps, max_seconds=max_time, seed=seed)
     state = train_steps(
         model,
         tokenizer,
         KINDS[arch],
         dataset,
-        collator(spec, tokenizer, model, seed, slots, tokenized),
+        collate,
         settings,
         CrossEntropy(),
         out / CHECKPOINTS,
@@ -127,10 +130,11 @@ def pretrain(
             "name": spec.name,
             "arch": arch,
             "size": size,
-            "objective": "span-corruption+dual-generation" if bimodal else OBJECTIVES[arch],
+            "objective": objective_name(mix) if mix else OBJECTIVES[arch],
             "mix": mix,
             "objectives": objective_report(
-                mix, slots, state["steps"], dataset.length, tokenized
+                mix, slots, state["steps"], dataset.length, tokenized,
+                collate.infilling.window if DENOISE in mix else None,
             ) if mix else None,
             "pairs": {
                 "count": len(tokenized),
