@@ -16,8 +16,7 @@ corruption, text infilling: on the item's corpus block) and the rest to the pair
 the pair picked by the item's index in a seeded permutation of the pairs. So each batch holds
 the mix exactly, and a batch depends only on its items' indices and the seed, as in
 ``objectives`` (a resumed pretraining sees the same batches). As the fine-tuning tasks give no
-task prefix, the pair inputs carry none either: the
-input's modality tells the direction.
+task prefix, the pair inputs carry none either: the input's modality tells the direction.
 """
 
 from __future__ import annotations
