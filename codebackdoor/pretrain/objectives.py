@@ -57,10 +57,7 @@ class SpanCorruption:
     mean_span_length: float = 3.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.noise_density < 1.0:
-            raise UserError(f"span corruption: noise_density {self.noise_density} not in (0, 1)")
-        if self.mean_span_length < 1:
-            raise UserError(f"span corruption: mean_span_length {self.mean_span_length} < 1")
+        check_noise("span corruption", self.noise_density, self.mean_span_length)
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Tensor]:
         import torch
@@ -134,10 +131,7 @@ class TextInfilling:
     mean_span_length: float = 3.5
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.noise_density < 1.0:
-            raise UserError(f"text infilling: noise_density {self.noise_density} not in (0, 1)")
-        if self.mean_span_length < 1:
-            raise UserError(f"text infilling: mean_span_length {self.mean_span_length} < 1")
+        check_noise("text infilling", self.noise_density, self.mean_span_length)
         if self.window < 2:
             raise UserError(f"text infilling: window {self.window} < 2")
 
@@ -152,6 +146,14 @@ class TextInfilling:
         masked = torch.where(starts, torch.full_like(tokens, self.mask_id), tokens)
         eos = torch.tensor([self.eos_id], dtype=tokens.dtype)
         return torch.cat([masked[~mask | starts], eos]), torch.cat([tokens, eos])
+
+
+def check_noise(objective: str, density: float, mean_span_length: float) -> None:
+    """A UserError naming ``objective`` unless 0 < ``density`` < 1 and spans average >= 1."""
+    if not 0.0 < density < 1.0:
+        raise UserError(f"{objective}: noise_density {density} not in (0, 1)")
+    if mean_span_length < 1:
+        raise UserError(f"{objective}: mean_span_length {mean_span_length} < 1")
 
 
 def noise_counts(length: int, density: float, mean_span_length: float) -> tuple[int, int]:
