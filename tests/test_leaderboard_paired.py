@@ -253,3 +253,15 @@ def test_victims_compare_by_welch_interval_over_seeds(
                  "huge"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("codebackdoor: error: no leaderboard row has model 'huge'")
+
+
+def test_victims_compare_reads_sql_execution_beside_the_clean_metrics() -> None:
+    """Lyra's rows: execution match is compared, its numerator and denominator are not."""
+    from codebackdoor.leaderboard.victims import _metrics
+
+    names = ["clean.sbleu", "clean.codebleu.syntax_match", "sql_execution.clean_execution_match",
+             "sql_execution.clean_execution_match.denominator", "cost.cpu_s",
+             "trivial_baseline.sbleu", "clean.bleu"]
+    row = {"metrics": {name: {} for name in names}}
+    assert _metrics(row) == ["clean.bleu", "clean.sbleu", "sql_execution.clean_execution_match"]
+    assert _metrics({"metrics": {**row["metrics"], "asr": {}}})[0] == "asr"

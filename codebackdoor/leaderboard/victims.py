@@ -3,8 +3,9 @@
 Two rows are one cell apart when their identities differ in the model alone: same task, data,
 training settings, attack, rate and defenses. Their seeds are not paired (two models share no
 randomness by seed), so the difference of the seed means gets Welch's t-interval over the two
-sets of per-seed values (docs/statistics.md), for the clean metrics and, where the cell has an
-attack, ASR. The verdict reads the interval: ``higher`` or ``lower`` when it excludes 0.
+sets of per-seed values (docs/statistics.md), for the clean metrics, the SQL execution measures
+where the task has them and, where the cell has an attack, ASR. The verdict reads the interval:
+``higher`` or ``lower`` when it excludes 0.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ def victim_key(row: dict[str, Any]) -> str:
 
 
 def _metrics(row: dict[str, Any]) -> list[str]:
-    """The headline metrics: ASR where measured, then every top-level clean metric."""
-    names = sorted(name for name in row["metrics"]
-                   if name.startswith("clean.") and name.count(".") == 1)
-    return (["asr"] if "asr" in row["metrics"] else []) + names
+    """The headline metrics: ASR where measured, every top-level clean metric, then the SQL
+    execution measures where the references hold SQL (clean execution match, executed ASR)."""
+    def top_level(prefix: str) -> list[str]:
+        return sorted(name for name in row["metrics"]
+                      if name.startswith(prefix) and name.count(".") == 1)
+    return (["asr"] if "asr" in row["metrics"] else []) + top_level("clean.") + top_level(
+        "sql_execution.")
 
 
 def _values(row: dict[str, Any], metric: str) -> list[float]:
