@@ -15,6 +15,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from conftest import error_line
 from leaderboard_runs import make_runs
 
 from codebackdoor.cli import main
@@ -369,4 +370,36 @@ def test_plots_draw_each_victim_apart_and_name_presets_by_parameters(
     legend = {t.text for t in clean.getroot().iter(f"{namespace}text")}
     assert len(clean.getroot().findall(f"{namespace}polyline")) == 3
     # The two DeCE rows read apart by the parameter they differ in, not by a hash.
-    assert {"dece beta=0.9", "dece beta=0.99", "none"} <= legend, legend
+    assert {"dece[beta=0.9]", "dece[beta=0.99]", "none"} <= legend, legend
+
+
+def test_show_and_compare_tell_presets_apart_and_refuse_an_ambiguous_baseline(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _copy_runs(runs, ["ce-seed1", "dece"], tmp_path / "runs")
+    directory = source / "dece-beta-0.9"
+    shutil.copytree(runs["dece"].parent, directory)
+    result = json.loads((directory / "result.json").read_text())
+    result["config"]["defenses"][0]["params"]["beta"] = 0.9
+    result["run_id"] = "b" * 16
+    (directory / "result.json").write_text(json.dumps(result))
+    board = tmp_path / "leaderboard.json"
+    build([source], board)
+    capsys.readouterr()
+
+    assert main(["leaderboard", "show", "--leaderboard", str(board), "--defense", "dece",
+                 "--format", "json"]) == 0
+    shown = sorted(row["defense"] for row in json.loads(capsys.readouterr().out))
+    assert shown == ["dece[beta=0.99]", "dece[beta=0.9]"]
+    # The stored rows keep the bare method: labels are made when a leaderboard is read.
+    assert {row["defense"] for row in json.loads(board.read_text())["rows"]} == {"none", "dece"}
+
+    error = error_line(capsys, ["leaderboard", "compare", "--leaderboard", str(board),
+                                "--baseline", "dece"])
+    assert "defense 'dece' has rows with different parameters" in error
+    assert "dece[beta=0.9]" in error and "dece[beta=0.99]" in error
+
+    assert main(["leaderboard", "compare", "--leaderboard", str(board), "--baseline",
+                 "dece[beta=0.99]", "--format", "json"]) == 0
+    pairs = {p["defense"]: p["baseline"] for p in json.loads(capsys.readouterr().out)}
+    assert pairs == {"dece[beta=0.9]": "dece[beta=0.99]", "none": "dece[beta=0.99]"}

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from codebackdoor.leaderboard.published import comparable
+from codebackdoor.leaderboard.rows import defense_method
 from codebackdoor.leaderboard.show import mean_std, rate_text, render
 
 
 def same_setting(published: dict[str, Any], local: dict[str, Any]) -> bool:
     return (published["task"] == local["task"]
             and (published["attack"] or "none") == local["attack"]
-            and published["defense"] == local["defense"])
+            and published["defense"] == defense_method(local))
 
 
 def counterparts(published: dict[str, Any],

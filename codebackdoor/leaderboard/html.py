@@ -328,31 +328,13 @@ def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
 
 def _curve_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Attack and defense, leaving out what all rows share (the legend is narrow; the rows of
-    one chart share their victim, ``_by_model``); rows that still read alike add the defense
-    parameters that tell them apart (DeCE's presets), and failing that their key."""
+    one chart share their victim, ``_by_model``); the defense labels tell DeCE's presets apart
+    (``rows.label_defenses``), and rows that still read alike add their key."""
     fields = [f for f in ("attack", "defense") if len({row[f] for row in rows}) > 1]
     short = {row["key"]: " ".join(row[f] for f in fields or ("attack", "defense")) for row in rows}
-    alike: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        alike[short[row["key"]]].append(row)
-    for label, members in alike.items():
-        if len(members) > 1:
-            for row, detail in zip(members, _defense_differences(members), strict=True):
-                short[row["key"]] = f"{label} {detail}".rstrip()
     counts = Counter(short.values())
     return {key: label if counts[label] == 1 else f"{label} {key[:6]}"
             for key, label in short.items()}
-
-
-def _defense_differences(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """For each row, ``name=value`` of the defense parameters whose values differ among the
-    rows, e.g. DeCE's epsilon and beta across its presets."""
-    params = [{f"{d['method']}.{name}" if len(row["identity"]["defenses"]) > 1 else name: value
-               for d in row["identity"]["defenses"] for name, value in d["params"].items()}
-              for row in rows]
-    names = sorted({name for p in params for name in p
-                    if len({repr(q.get(name)) for q in params}) > 1})
-    return [" ".join(f"{name}={p[name]}" for name in names if name in p) for p in params]
 
 
 def curve_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:

@@ -32,7 +32,7 @@ import numpy as np
 from codebackdoor import stats
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
-from codebackdoor.leaderboard.rows import cell_key
+from codebackdoor.leaderboard.rows import cell_key, defense_method
 from codebackdoor.leaderboard.show import rate_text, render
 from codebackdoor.metrics.items import item_statistics
 from codebackdoor.registry import registry
@@ -52,9 +52,15 @@ def pairing_key(row: dict[str, Any]) -> str:
 
 def pair_rows(rows: Sequence[dict[str, Any]], baseline: str
               ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """(row, its baseline row or None) for every row whose defense is not the baseline."""
+    """(row, its baseline row or None) for every row whose defense is not the baseline;
+    ``baseline`` is a defense's label (``rows.label_defenses``), or its name where that is one
+    setting only."""
     bases = {pairing_key(row): row for row in rows if row["defense"] == baseline}
     if not bases:
+        settings = sorted({row["defense"] for row in rows if defense_method(row) == baseline})
+        if settings:
+            raise UserError(f"defense '{baseline}' has rows with different parameters; name "
+                            f"one of them as the baseline: {', '.join(settings)}")
         raise UserError(f"no leaderboard row has defense '{baseline}' to serve as the baseline")
     return [(row, bases.get(pairing_key(row))) for row in rows if row["defense"] != baseline]
 

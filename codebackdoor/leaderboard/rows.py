@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -234,6 +234,37 @@ def merge(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
             cells[cell_key(record.identity)].append(record)
     rows = [make_row(cell) for cell in cells.values()]
     return sorted(rows, key=sort_key)
+
+
+def defense_method(row: dict[str, Any]) -> str:
+    """The defense's method names (``dece``, ``onion+bki``), whatever its label."""
+    return row.get("defense_method", row["defense"])
+
+
+def _defense_parameters(row: dict[str, Any]) -> dict[str, Any]:
+    defenses = row["identity"]["defenses"]
+    return {f"{d['method']}.{name}" if len(defenses) > 1 else name: value
+            for d in defenses for name, value in d["params"].items()}
+
+
+def label_defenses(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, each ``defense`` a label that tells its parameters apart: where rows of one
+    defense differ in them (DeCE's presets), the differing ones are added,
+    ``dece[beta=0.985,epsilon=0.05]``, so that no two settings print alike or are taken for one
+    another as a baseline; ``defense_method`` keeps the bare name. Idempotent."""
+    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_method[defense_method(row)].append(row)
+    labels: dict[int, str] = {}
+    for method, members in by_method.items():
+        params = [_defense_parameters(row) for row in members]
+        differing = sorted({name for p in params for name in p
+                            if len({repr(q.get(name)) for q in params}) > 1})
+        for row, p in zip(members, params, strict=True):
+            detail = ",".join(f"{name}={p[name]}" for name in differing if name in p)
+            labels[id(row)] = f"{method}[{detail}]" if detail else method
+    return [{**row, "defense": labels[id(row)], "defense_method": defense_method(row)}
+            for row in rows]
 
 
 def sort_key(row: dict[str, Any]) -> tuple:
