@@ -332,18 +332,20 @@ def test_leaderboard_mistakes_give_one_line(tmp_path: Path, runs: dict[str, Path
         assert err.startswith("codebackdoor: error: ") and "\n" not in err and expected in err
 
 
+def _variant(result_file: Path, directory: Path, change) -> None:
+    """Another run of a changed config: ``result_file``'s run copied to ``directory``, its
+    config passed through ``change``, a run id of its own."""
+    shutil.copytree(result_file.parent, directory)
+    result = json.loads((directory / "result.json").read_text())
+    change(result["config"])
+    result["run_id"] = hashlib.sha256(directory.name.encode()).hexdigest()[:16]
+    (directory / "result.json").write_text(json.dumps(result))
+
+
 def test_plots_draw_each_victim_apart_and_name_presets_by_parameters(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = _copy_runs(runs, ["ce-seed1", "dece"], tmp_path / "runs")
-
-    def variant(label: str, name: str, change) -> None:  # another run of a changed config
-        directory = source / name
-        shutil.copytree(runs[label].parent, directory)
-        result = json.loads((directory / "result.json").read_text())
-        change(result["config"])
-        result["run_id"] = hashlib.sha256(name.encode()).hexdigest()[:16]
-        (directory / "result.json").write_text(json.dumps(result))
 
     def pretrained(config: dict) -> None:
         config["model"]["spec"] = "pretrained:tiny-t5"
@@ -352,9 +354,9 @@ def test_plots_draw_each_victim_apart_and_name_presets_by_parameters(
     def faster_decay(config: dict) -> None:
         config["defenses"][0]["params"]["beta"] = 0.9
 
-    variant("ce-seed1", "ce-pretrained", pretrained)
-    variant("dece", "dece-pretrained", pretrained)
-    variant("dece", "dece-beta-0.9", faster_decay)
+    _variant(runs["ce-seed1"], source / "ce-pretrained", pretrained)
+    _variant(runs["dece"], source / "dece-pretrained", pretrained)
+    _variant(runs["dece"], source / "dece-beta-0.9", faster_decay)
     board = tmp_path / "leaderboard.json"
     build([source], board)
     out = tmp_path / "figures"
@@ -377,12 +379,11 @@ def test_show_and_compare_tell_presets_apart_and_refuse_an_ambiguous_baseline(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = _copy_runs(runs, ["ce-seed1", "dece"], tmp_path / "runs")
-    directory = source / "dece-beta-0.9"
-    shutil.copytree(runs["dece"].parent, directory)
-    result = json.loads((directory / "result.json").read_text())
-    result["config"]["defenses"][0]["params"]["beta"] = 0.9
-    result["run_id"] = "b" * 16
-    (directory / "result.json").write_text(json.dumps(result))
+
+    def faster_decay(config: dict) -> None:
+        config["defenses"][0]["params"]["beta"] = 0.9
+
+    _variant(runs["dece"], source / "dece-beta-0.9", faster_decay)
     board = tmp_path / "leaderboard.json"
     build([source], board)
     capsys.readouterr()
