@@ -404,3 +404,47 @@ def test_show_and_compare_tell_presets_apart_and_refuse_an_ambiguous_baseline(
                  "dece[beta=0.99]", "--format", "json"]) == 0
     pairs = {p["defense"]: p["baseline"] for p in json.loads(capsys.readouterr().out)}
     assert pairs == {"dece[beta=0.9]": "dece[beta=0.99]", "none": "dece[beta=0.99]"}
+
+
+def test_rows_of_two_schedules_read_apart_and_pair_within_their_schedule(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _copy_runs(runs, ["ce-seed1", "dece"], tmp_path / "runs")
+
+    def longer(config: dict) -> None:
+        config["training"]["epochs"] = 20
+
+    def moderate(config: dict) -> None:
+        # A defense that changes a training setting for all of its rows is not a schedule.
+        config["defenses"] = [{"method": "moderate", "params": {"learning_rate_factor": 0.1}}]
+        config["training"]["learning_rate"] *= 0.1
+
+    _variant(runs["ce-seed1"], source / "ce-longer", longer)
+    _variant(runs["dece"], source / "dece-longer", longer)
+    _variant(runs["dece"], source / "moderate", moderate)
+    board = tmp_path / "leaderboard.json"
+    build([source], board)
+    epochs = json.loads(runs["dece"].read_text())["config"]["training"]["epochs"]
+    capsys.readouterr()
+
+    assert main(["leaderboard", "show", "--leaderboard", str(board), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    model = shown[0]["model_name"]
+    assert len(shown) == 5 and {(row["defense"], row["model"]) for row in shown} == {
+        ("dece", f"{model} [epochs={epochs}]"), ("dece", f"{model} [epochs=20]"),
+        ("moderate", f"{model} [epochs={epochs}]"),
+        ("none", f"{model} [epochs={epochs}]"), ("none", f"{model} [epochs=20]"),
+    }
+    assert {row["model"] for row in json.loads(board.read_text())["rows"]} == {model}
+
+    assert main(["leaderboard", "compare", "--leaderboard", str(board), "--baseline", "none",
+                 "--format", "json"]) == 0
+    by_key = {row["key"]: row["model"] for row in shown}
+    pairs = [p for p in json.loads(capsys.readouterr().out) if p["defense"] == "dece"]
+    assert len(pairs) == 2
+    assert all(by_key[p["baseline_row"]] == p["model"] for p in pairs), pairs
+
+    out = tmp_path / "figures"
+    assert main(["leaderboard", "plots", "--leaderboard", str(board), "--out", str(out)]) == 0
+    curves = sorted(path.name for path in out.iterdir() if "curve" in path.name)
+    assert len(curves) == 4 and sum("epochs_20" in name for name in curves) == 2, curves

@@ -18,12 +18,12 @@ from codebackdoor.leaderboard.show import FORMATS, SORTS
 def _rows(path: Path) -> list[dict[str, Any]]:
     from codebackdoor.errors import UserError
     from codebackdoor.leaderboard.build import load_leaderboard
-    from codebackdoor.leaderboard.rows import label_defenses
+    from codebackdoor.leaderboard.rows import label_rows
 
     if not Path(path).exists():
         raise UserError(f"leaderboard not found: {path} (make it with: codebackdoor "
                         "leaderboard build RESULTS_DIR)")
-    return label_defenses(load_leaderboard(path)["rows"])
+    return label_rows(load_leaderboard(path)["rows"])
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codebackdoor.leaderboard.published import comparable
-from codebackdoor.leaderboard.rows import defense_method
+from codebackdoor.leaderboard.rows import defense_method, model_name
 from codebackdoor.leaderboard.show import mean_std, rate_text, render
 
 
@@ -47,7 +47,7 @@ def counterparts(published: dict[str, Any],
 def setting_differences(published: dict[str, Any], local: dict[str, Any]) -> list[str]:
     """What differs between a published row and a matched local row besides the numbers."""
     out = []
-    if published["model"] != local["model"]:
+    if published["model"] != model_name(local):
         out.append(f"model {published['model']} vs {local['model']}")
     if published["dataset"] != local["dataset"]:
         out.append(f"data {published['dataset']} vs {local['dataset']}")

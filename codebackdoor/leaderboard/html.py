@@ -329,7 +329,7 @@ def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
 def _curve_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Attack and defense, leaving out what all rows share (the legend is narrow; the rows of
     one chart share their victim, ``_by_model``); the defense labels tell DeCE's presets apart
-    (``rows.label_defenses``), and rows that still read alike add their key."""
+    (``rows.label_rows``), and rows that still read alike add their key."""
     fields = [f for f in ("attack", "defense") if len({row[f] for row in rows}) > 1]
     short = {row["key"]: " ".join(row[f] for f in fields or ("attack", "defense")) for row in rows}
     counts = Counter(short.values())

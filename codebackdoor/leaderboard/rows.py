@@ -247,6 +247,21 @@ def _defense_parameters(row: dict[str, Any]) -> dict[str, Any]:
             for d in defenses for name, value in d["params"].items()}
 
 
+def model_name(row: dict[str, Any]) -> str:
+    """The victim's name (``pretrained:tiny-t5 @4214c8b3``), whatever its label."""
+    return row.get("model_name", row["model"])
+
+
+def _differing(settings: Sequence[dict[str, Any]]) -> list[str]:
+    """The names whose values are not the same in all of ``settings``."""
+    return sorted({name for s in settings for name in s
+                   if len({repr(other.get(name)) for other in settings}) > 1})
+
+
+def _detail(names: Sequence[str], settings: dict[str, Any]) -> str:
+    return ",".join(f"{name}={settings[name]}" for name in names if name in settings)
+
+
 def label_defenses(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows, each ``defense`` a label that tells its parameters apart: where rows of one
     defense differ in them (DeCE's presets), the differing ones are added,
@@ -258,13 +273,41 @@ def label_defenses(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     labels: dict[int, str] = {}
     for method, members in by_method.items():
         params = [_defense_parameters(row) for row in members]
-        differing = sorted({name for p in params for name in p
-                            if len({repr(q.get(name)) for q in params}) > 1})
+        differing = _differing(params)
         for row, p in zip(members, params, strict=True):
-            detail = ",".join(f"{name}={p[name]}" for name in differing if name in p)
+            detail = _detail(differing, p)
             labels[id(row)] = f"{method}[{detail}]" if detail else method
     return [{**row, "defense": labels[id(row)], "defense_method": defense_method(row)}
             for row in rows]
+
+
+def label_training(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, each ``model`` a label that tells training schedules apart: where rows of one
+    victim and one defense differ in their training settings (a longer schedule), every row of
+    that victim on that task and data adds the differing settings, ``tiny-t5 [epochs=20]``, so
+    that the two schedules neither print alike nor share a chart. Settings a defense itself
+    changes for all its rows (moderate fitting's learning rate) are not a schedule and add
+    nothing; ``model_name`` keeps the bare name. Idempotent."""
+    by_victim: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_victim[(row["task"], row["dataset"], model_name(row))].append(row)
+    labels: dict[int, str] = {}
+    for (_, _, model), members in by_victim.items():
+        by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in members:
+            by_method[defense_method(row)].append(row["identity"]["training"])
+        differing = sorted({name for trainings in by_method.values()
+                            for name in _differing(trainings)})
+        for row in members:
+            detail = _detail(differing, row["identity"]["training"])
+            labels[id(row)] = f"{model} [{detail}]" if detail else model
+    return [{**row, "model": labels[id(row)], "model_name": model_name(row)} for row in rows]
+
+
+def label_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as every command that reads a leaderboard shows them: defenses and training
+    schedules told apart by label (``label_defenses``, ``label_training``)."""
+    return label_training(label_defenses(rows))
 
 
 def sort_key(row: dict[str, Any]) -> tuple:

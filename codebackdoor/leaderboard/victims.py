@@ -20,7 +20,7 @@ import numpy as np
 from codebackdoor import stats
 from codebackdoor.errors import UserError
 from codebackdoor.leaderboard.paired import NO_EFFECT
-from codebackdoor.leaderboard.rows import cell_key
+from codebackdoor.leaderboard.rows import cell_key, model_name
 from codebackdoor.leaderboard.show import rate_text, render
 
 METHOD = "welch-t-over-seeds"
@@ -81,15 +81,15 @@ class VictimDelta:
 
 def compare_victims(rows: Sequence[dict[str, Any]], model: str) -> list[VictimDelta]:
     """Every row of another model against the row of ``model`` in the same cell."""
-    bases = {victim_key(row): row for row in rows if row["model"] == model}
+    bases = {victim_key(row): row for row in rows if model_name(row) == model}
     if not bases:
-        known = ", ".join(sorted({row["model"] for row in rows}))
+        known = ", ".join(sorted({model_name(row) for row in rows}))
         raise UserError(f"no leaderboard row has model '{model}' to serve as the baseline "
                         f"(models: {known})")
     out = []
     for row in rows:
         base = bases.get(victim_key(row))
-        if row["model"] == model or base is None:
+        if model_name(row) == model or base is None:
             continue
         for metric in _metrics(row):
             values, baseline_values = _values(row, metric), _values(base, metric)
