@@ -39,6 +39,7 @@ from typing import Any
 
 from codebackdoor.config import RunConfig, config_fields, make_config
 from codebackdoor.errors import UserError
+from codebackdoor.identity import run_id
 from codebackdoor.io import atomic_write_json, read_toml
 
 SUITE_KEYS = ("name", "description", "data_root", "base", "grid")
@@ -130,6 +131,9 @@ class Suite:
         return [key for key in config_fields() if len(seen.get(key, ())) > 1]
 
     def cells(self) -> list[Cell]:
+        """The suite's cells, each run once: a value written out in one grid and left to its
+        default in another (``defenses = []``) names two cells of one run, so the later is
+        dropped."""
         cells: dict[str, Cell] = {}
         for number, grid in enumerate(self.grids, start=1):
             axes = [(key, _axis(key, value)) for key, value in grid.items()]
@@ -141,7 +145,10 @@ class Suite:
                 ).hexdigest()[:16]
                 if name not in cells:
                     cells[name] = Cell(name, values, self._config(values, number))
-        return list(cells.values())
+        runs: dict[str, Cell] = {}
+        for cell in cells.values():
+            runs.setdefault(run_id(cell.config), cell)
+        return list(runs.values())
 
     def _config(self, values: dict[str, Any], grid: int) -> RunConfig:
         resolved = dict(values)

@@ -10,6 +10,7 @@ import pytest
 from codebackdoor.bench import Shard, Suite, run_suite
 from codebackdoor.cli import main
 from codebackdoor.errors import UserError
+from codebackdoor.identity import run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,10 +43,16 @@ seed = [1, 2]
 rate = 0.05
 defenses = []
 seed = 1
+[[grid]]
+rate = 0.05
+seed = [1, 3]
 """)
     suite = Suite.read(path)
     cells = suite.cells()
-    assert len(cells) == 8  # the second grid repeats a cell of the first
+    # The second grid repeats a cell of the first; the third one again, with `defenses` left
+    # to its default (another name, the same run), and adds one (seed 3).
+    assert len(cells) == 9
+    assert len({run_id(c.config) for c in cells}) == 9
     assert suite.varying() == ["rate", "seed", "defenses"]
     assert {tuple(c.config.defenses) for c in cells} == {(), ("dece",)}
     # Names depend on the values only: another copy of the suite names its cells alike.
