@@ -49,11 +49,13 @@ PATH_FIELDS = ("attack", "model")
 
 @dataclass(frozen=True)
 class Cell:
-    """One run of a suite: its name, its values as written in the suite, and its config."""
+    """One run of a suite: its name, its values as written in the suite, its config, and the id
+    of the run it names (its result directory under ``--out``)."""
 
     name: str
     values: dict[str, Any]
     config: RunConfig
+    run: str
 
     def label(self, varying: list[str]) -> str:
         return " ".join(f"{key}={_short(self.values.get(key))}" for key in varying)
@@ -90,6 +92,8 @@ class Suite:
     # file), or the folder given on the command line (``--data-root``), since the external data
     # sets live in different places on different machines.
     data_root: Path | None = None
+    # Computed once: a run id hashes preset files and a local model's files.
+    _cells: list[Cell] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def read(cls, path: Path, data_root: Path | None = None) -> Suite:
@@ -134,6 +138,11 @@ class Suite:
         """The suite's cells, each run once: a value written out in one grid and left to its
         default in another (``defenses = []``) names two cells of one run, so the later is
         dropped."""
+        if self._cells is None:
+            self._cells = self._build_cells()
+        return self._cells
+
+    def _build_cells(self) -> list[Cell]:
         cells: dict[str, Cell] = {}
         for number, grid in enumerate(self.grids, start=1):
             axes = [(key, _axis(key, value)) for key, value in grid.items()]
@@ -144,10 +153,11 @@ class Suite:
                     json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
                 ).hexdigest()[:16]
                 if name not in cells:
-                    cells[name] = Cell(name, values, self._config(values, number))
+                    config = self._config(values, number)
+                    cells[name] = Cell(name, values, config, run_id(config))
         runs: dict[str, Cell] = {}
         for cell in cells.values():
-            runs.setdefault(run_id(cell.config), cell)
+            runs.setdefault(cell.run, cell)
         return list(runs.values())
 
     def _config(self, values: dict[str, Any], grid: int) -> RunConfig:

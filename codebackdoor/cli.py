@@ -390,7 +390,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cells = [cell for cell in suite.cells() if shard is None or shard.takes(cell)]
     varying = suite.varying()
     if args.dry_run:
-        print(tabulate([(cell.name, run_id(cell.config), cell.label(varying)) for cell in cells],
+        print(tabulate([(cell.name, cell.run, cell.label(varying)) for cell in cells],
                        headers=("cell", "run id", "settings"), disable_numparse=True))
         print(f"{len(cells)} cells" + (f" in shard {args.shard}" if shard else ""))
         return 0

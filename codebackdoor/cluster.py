@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from codebackdoor.bench import Cell, Suite
 from codebackdoor.errors import UserError
-from codebackdoor.identity import run_id
 from codebackdoor.io import atomic_write_json
 from codebackdoor.locks import exclusive
 from codebackdoor.runner import RESULT_FILE, run
@@ -126,7 +125,7 @@ def cell_state(cell: Cell, out: Path) -> str:
     """``done`` (its result exists), ``running`` (a process holds its run's lock), ``failed``
     (its last attempt raised), ``interrupted`` (begun, not finished, nobody on it) or
     ``pending``."""
-    name = run_id(cell.config)
+    name = cell.run
     directory = Path(out) / name
     if (directory / RESULT_FILE).is_file():
         return "done"

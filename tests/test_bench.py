@@ -53,6 +53,7 @@ seed = [1, 3]
     # to its default (another name, the same run), and adds one (seed 3).
     assert len(cells) == 9
     assert len({run_id(c.config) for c in cells}) == 9
+    assert [c.run for c in cells] == [run_id(c.config) for c in cells]
     assert suite.varying() == ["rate", "seed", "defenses"]
     assert {tuple(c.config.defenses) for c in cells} == {(), ("dece",)}
     # Names depend on the values only: another copy of the suite names its cells alike.
