@@ -406,6 +406,41 @@ def test_show_and_compare_tell_presets_apart_and_refuse_an_ambiguous_baseline(
     assert pairs == {"dece[beta=0.9]": "dece[beta=0.99]", "none": "dece[beta=0.99]"}
 
 
+def test_variants_of_one_attack_read_apart_and_pair_within_their_variant(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _copy_runs(runs, ["ce-seed1", "dece"], tmp_path / "runs")
+
+    def three_words(config: dict) -> None:
+        config["attack"]["params"]["count"] = 3
+
+    _variant(runs["ce-seed1"], source / "ce-three", three_words)
+    _variant(runs["dece"], source / "dece-three", three_words)
+    board = tmp_path / "leaderboard.json"
+    build([source], board)
+    capsys.readouterr()
+
+    assert main(["leaderboard", "show", "--leaderboard", str(board), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert sorted((row["attack"], row["defense"]) for row in shown) == [
+        ("badpre[count=1]", "dece"), ("badpre[count=1]", "none"),
+        ("badpre[count=3]", "dece"), ("badpre[count=3]", "none"),
+    ]
+    assert {row["attack_method"] for row in shown} == {"badpre"}
+    assert {row["attack"] for row in json.loads(board.read_text())["rows"]} == {"badpre"}
+    for wanted, count in (("badpre", 4), ("badpre[count=3]", 2)):
+        assert main(["leaderboard", "show", "--leaderboard", str(board), "--attack", wanted,
+                     "--format", "json"]) == 0
+        assert len(json.loads(capsys.readouterr().out)) == count
+
+    assert main(["leaderboard", "compare", "--leaderboard", str(board), "--baseline", "none",
+                 "--format", "json"]) == 0
+    by_key = {row["key"]: row["attack"] for row in shown}
+    pairs = json.loads(capsys.readouterr().out)
+    assert sorted(p["attack"] for p in pairs) == ["badpre[count=1]", "badpre[count=3]"]
+    assert all(by_key[p["baseline_row"]] == p["attack"] for p in pairs), pairs
+
+
 def test_rows_of_two_schedules_read_apart_and_pair_within_their_schedule(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

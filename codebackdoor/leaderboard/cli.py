@@ -139,7 +139,8 @@ def add_leaderboard_command(commands: Any) -> None:
 
     def filter_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--task", help="only this task")
-        parser.add_argument("--attack", help="only this attack ('none' for clean runs)")
+        parser.add_argument("--attack", help="only this attack, by name (all its variants) or "
+                            "label ('none' for clean runs)")
         parser.add_argument("--defense", help="only this defense ('none' for no defense)")
 
     build = actions.add_parser(

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from codebackdoor.leaderboard.published import comparable
-from codebackdoor.leaderboard.rows import defense_method, model_name
+from codebackdoor.leaderboard.rows import attack_method, defense_method, model_name
 from codebackdoor.leaderboard.show import mean_std, rate_text, render
 
 
 def same_setting(published: dict[str, Any], local: dict[str, Any]) -> bool:
     return (published["task"] == local["task"]
-            and (published["attack"] or "none") == local["attack"]
+            and (published["attack"] or "none") == attack_method(local)
             and published["defense"] == defense_method(local))
 
 

@@ -24,6 +24,7 @@ from codebackdoor.leaderboard.show import (
     HEADERS,
     clean_metric,
     display_cells,
+    rate_text,
     row_statistics,
     seed_interval,
     stat,
@@ -327,11 +328,15 @@ def tradeoff_plots(rows: Sequence[dict[str, Any]]) -> list[Plot]:
 
 
 def _curve_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Attack and defense, leaving out what all rows share (the legend is narrow; the rows of
-    one chart share their victim, ``_by_model``); the defense labels tell DeCE's presets apart
-    (``rows.label_rows``), and rows that still read alike add their key."""
-    fields = [f for f in ("attack", "defense") if len({row[f] for row in rows}) > 1]
-    short = {row["key"]: " ".join(row[f] for f in fields or ("attack", "defense")) for row in rows}
+    """Attack, rate and defense, leaving out what all rows share (the legend is narrow; the rows
+    of one chart share their victim, ``_by_model``); the labels tell attack variants and DeCE's
+    presets apart (``rows.label_rows``), and rows that still read alike add their key."""
+    def value(row: dict[str, Any], name: str) -> str:
+        return rate_text(row["rate"]) if name == "rate" else row[name]
+
+    fields = [name for name in ("attack", "rate", "defense")
+              if len({value(row, name) for row in rows}) > 1] or ["attack", "defense"]
+    short = {row["key"]: " ".join(value(row, name) for name in fields) for row in rows}
     counts = Counter(short.values())
     return {key: label if counts[label] == 1 else f"{label} {key[:6]}"
             for key, label in short.items()}

@@ -338,7 +338,8 @@ def _delta_json(delta: Delta | None) -> dict[str, Any] | None:
 
 def as_json(pairs: Sequence[Pair]) -> list[dict[str, Any]]:
     return [{
-        "row": pair.row["key"], "model": pair.row["model"], "defense": pair.row["defense"],
+        "row": pair.row["key"], "model": pair.row["model"], "attack": pair.row["attack"],
+        "defense": pair.row["defense"],
         "baseline_row": pair.baseline["key"] if pair.baseline else None,
         "baseline": pair.baseline["defense"] if pair.baseline else None,
         "seeds": pair.seeds, "baseline_asr": pair.baseline_asr, "metric": pair.row["primary"],

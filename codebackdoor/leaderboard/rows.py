@@ -247,6 +247,21 @@ def _defense_parameters(row: dict[str, Any]) -> dict[str, Any]:
             for d in defenses for name, value in d["params"].items()}
 
 
+def attack_method(row: dict[str, Any]) -> str:
+    """The attack's method name (``badpre``), whatever its label."""
+    return row.get("attack_method", row["attack"])
+
+
+def _attack_settings(row: dict[str, Any]) -> dict[str, Any]:
+    attack = row["identity"]["attack"] or {}
+    settings = dict(attack.get("params") or {})
+    settings.update({f"payload.{name}": value
+                     for name, value in (attack.get("payload") or {}).items()})
+    if attack.get("selection") is not None:
+        settings["selection"] = attack["selection"]
+    return settings
+
+
 def model_name(row: dict[str, Any]) -> str:
     """The victim's name (``pretrained:tiny-t5 @4214c8b3``), whatever its label."""
     return row.get("model_name", row["model"])
@@ -281,6 +296,26 @@ def label_defenses(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             for row in rows]
 
 
+def label_attacks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, each ``attack`` a label that tells an attack's variants apart: where rows of one
+    attack on one task and data differ in its settings (BadPre with one `bb` and with three),
+    the differing ones are added, ``badpre[count=3]``, so that no two variants print alike or
+    share a chart's legend entry; ``attack_method`` keeps the bare name (published rows are
+    matched on it). Idempotent."""
+    by_attack: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_attack[(row["task"], row["dataset"], attack_method(row))].append(row)
+    labels: dict[int, str] = {}
+    for (_, _, method), members in by_attack.items():
+        settings = [_attack_settings(row) for row in members]
+        differing = _differing(settings)
+        for row, values in zip(members, settings, strict=True):
+            detail = _detail(differing, values)
+            labels[id(row)] = f"{method}[{detail}]" if detail else method
+    return [{**row, "attack": labels[id(row)], "attack_method": attack_method(row)}
+            for row in rows]
+
+
 def label_training(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows, each ``model`` a label that tells training schedules apart: where rows of one
     victim and one defense differ in their training settings (a longer schedule), every row of
@@ -305,9 +340,10 @@ def label_training(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def label_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows as every command that reads a leaderboard shows them: defenses and training
-    schedules told apart by label (``label_defenses``, ``label_training``)."""
-    return label_training(label_defenses(rows))
+    """The rows as every command that reads a leaderboard shows them: attack variants, defenses
+    and training schedules told apart by label (``label_attacks``, ``label_defenses``,
+    ``label_training``), in the order of their labels."""
+    return sorted(label_training(label_defenses(label_attacks(rows))), key=sort_key)
 
 
 def sort_key(row: dict[str, Any]) -> tuple:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from codebackdoor.errors import UserError
-from codebackdoor.leaderboard.rows import defense_method
+from codebackdoor.leaderboard.rows import attack_method, defense_method
 from codebackdoor.stats import t_interval
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -62,8 +62,8 @@ def rate_text(rate: float | None) -> str:
 
 def select(rows: Sequence[dict[str, Any]], *, task: str | None = None,
            attack: str | None = None, defense: str | None = None) -> list[dict[str, Any]]:
-    wanted = {"task": task, "attack": attack}
-    return [row for row in rows if all(v is None or row[k] == v for k, v in wanted.items())
+    return [row for row in rows if task in (None, row["task"])
+            and attack in (None, row["attack"], attack_method(row))
             and defense in (None, row["defense"], defense_method(row))]
 
 
