@@ -332,11 +332,14 @@ def _curve_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     of one chart share their victim, ``_by_model``); the labels tell attack variants and DeCE's
     presets apart (``rows.label_rows``), and rows that still read alike add their key."""
     def value(row: dict[str, Any], name: str) -> str:
-        return rate_text(row["rate"]) if name == "rate" else row[name]
+        if name != "rate":
+            return row[name]
+        return "" if row["rate"] is None else rate_text(row["rate"])  # a clean row has none
 
     fields = [name for name in ("attack", "rate", "defense")
-              if len({value(row, name) for row in rows}) > 1] or ["attack", "defense"]
-    short = {row["key"]: " ".join(value(row, name) for name in fields) for row in rows}
+              if len({value(row, name) for row in rows} - {""}) > 1] or ["attack", "defense"]
+    short = {row["key"]: " ".join(filter(None, (value(row, name) for name in fields)))
+             for row in rows}
     counts = Counter(short.values())
     return {key: label if counts[label] == 1 else f"{label} {key[:6]}"
             for key, label in short.items()}
