@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -277,21 +277,30 @@ def _detail(names: Sequence[str], settings: dict[str, Any]) -> str:
     return ",".join(f"{name}={settings[name]}" for name in names if name in settings)
 
 
+def _labels(rows: Sequence[dict[str, Any]], group: Callable[[dict[str, Any]], Any],
+            settings: Callable[[dict[str, Any]], dict[str, Any]],
+            name: Callable[[dict[str, Any]], str]) -> dict[int, str]:
+    """Each row's ``name``, with the ``settings`` that differ among the rows of its ``group``
+    added, ``name[a=1,b=2]``; by ``id`` of the row."""
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[group(row)].append(row)
+    labels: dict[int, str] = {}
+    for members in groups.values():
+        values = [settings(row) for row in members]
+        differing = _differing(values)
+        for row, own in zip(members, values, strict=True):
+            detail = _detail(differing, own)
+            labels[id(row)] = f"{name(row)}[{detail}]" if detail else name(row)
+    return labels
+
+
 def label_defenses(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows, each ``defense`` a label that tells its parameters apart: where rows of one
     defense differ in them (DeCE's presets), the differing ones are added,
     ``dece[beta=0.985,epsilon=0.05]``, so that no two settings print alike or are taken for one
     another as a baseline; ``defense_method`` keeps the bare name. Idempotent."""
-    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_method[defense_method(row)].append(row)
-    labels: dict[int, str] = {}
-    for method, members in by_method.items():
-        params = [_defense_parameters(row) for row in members]
-        differing = _differing(params)
-        for row, p in zip(members, params, strict=True):
-            detail = _detail(differing, p)
-            labels[id(row)] = f"{method}[{detail}]" if detail else method
+    labels = _labels(rows, defense_method, _defense_parameters, defense_method)
     return [{**row, "defense": labels[id(row)], "defense_method": defense_method(row)}
             for row in rows]
 
@@ -302,16 +311,8 @@ def label_attacks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     the differing ones are added, ``badpre[count=3]``, so that no two variants print alike or
     share a chart's legend entry; ``attack_method`` keeps the bare name (published rows are
     matched on it). Idempotent."""
-    by_attack: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_attack[(row["task"], row["dataset"], attack_method(row))].append(row)
-    labels: dict[int, str] = {}
-    for (_, _, method), members in by_attack.items():
-        settings = [_attack_settings(row) for row in members]
-        differing = _differing(settings)
-        for row, values in zip(members, settings, strict=True):
-            detail = _detail(differing, values)
-            labels[id(row)] = f"{method}[{detail}]" if detail else method
+    labels = _labels(rows, lambda row: (row["task"], row["dataset"], attack_method(row)),
+                     _attack_settings, attack_method)
     return [{**row, "attack": labels[id(row)], "attack_method": attack_method(row)}
             for row in rows]
 
