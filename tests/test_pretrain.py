@@ -16,7 +16,7 @@ from codebackdoor.models.objective import IGNORE_INDEX
 from codebackdoor.models.pretrained import CARD_FIELDS, CARD_FILE, pretrained_directory
 from codebackdoor.pretrain import pretraining as pretrain_module
 from codebackdoor.pretrain.bimodal import SPAN_ONLY
-from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus
+from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus, distributions
 from codebackdoor.pretrain.objectives import (
     MaskedLanguageModeling,
     SpanCorruption,
@@ -127,6 +127,32 @@ def test_corpus_build_resumes_after_an_interruption(sources, monkeypatch, tmp_pa
     assert list(resumed.texts()) == list(whole.texts())
 
 
+def test_corpus_is_the_installed_distributions_not_the_checkout(tmp_path):
+    """pip's editable hook holds the checkout's path, so it is not read; the distributions
+    are listed, pinned ones apart from those installed from a checkout."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    (site / "demo.py").write_text(python_module(1), encoding="utf-8")
+    (site / "__editable___local_0_1_finder.py").write_text(
+        f"MAPPING = {{'local': '{tmp_path}/checkout/local'}}\n" * 4, encoding="utf-8"
+    )
+    for name, version, editable in (("demo", "1.2", False), ("local", "0.1", True)):
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
+        )
+        if editable:
+            (info / "direct_url.json").write_text(
+                json.dumps({"url": "file:///checkout", "dir_info": {"editable": True}}),
+                encoding="utf-8",
+            )
+    built = build_corpus(CorpusOptions(python_roots=[str(site)], java=False))
+    assert built.manifest["files"] == {"python": 1}
+    assert list(built.texts()) == [python_module(1)]
+    assert distributions([str(site)]) == {"pinned": ["demo==1.2"], "editable": ["local"]}
+
+
 def test_corpus_options_are_checked(tmp_path):
     with pytest.raises(UserError, match="Python root not found"):
         CorpusOptions(python_roots=[str(tmp_path / "absent")])
@@ -209,6 +235,7 @@ def test_pretrain_writes_a_checkpoint_and_card_that_victims_load(
     assert set(CARD_FIELDS) <= set(card)
     assert card["steps"] == 3 and card["tokens_seen"] == 3 * 4 * 64
     assert card["corpus"]["files"] == {"python": 12, "java": 2}
+    assert card["corpus"]["distributions"] == {"pinned": [], "editable": []}
     assert [record["step"] for record in card["loss_curve"]] == [1, 2, 3]
     assert card["training"]["stopped_by"] == "max_steps"
     assert not (out / "checkpoints").exists()

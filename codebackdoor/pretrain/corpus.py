@@ -6,7 +6,13 @@ found. Nothing leaves the machine, so licences do not restrict what is read. Fil
 the order of a sha256 of their name, so any prefix of the shards is a uniform sample (the
 tokenizer trains on one, and a token budget reads only as many shards as it needs). A file is
 kept when it is UTF-8, its size lies within the bounds, and its content (sha256) was not seen
-before.
+before. pip's editable-install hooks (``__editable__*``) are not read: they are generated per
+checkout and hold its absolute path, so with them the same environment in two checkouts would
+give two corpora.
+
+The corpus depends on what is installed, so the pretraining card lists the distributions of
+the Python roots (``distributions``): installed alone in a fresh environment whose
+site-packages is passed as a root, they give the same files again.
 
 Shards are JSONL files of ``{"name", "lang", "sha256", "text"}`` under
 ``<cache>/pretrain/corpus-<key>/``; ``key`` hashes the options and the listing of the sources
@@ -34,9 +40,10 @@ from codebackdoor.errors import UserError
 from codebackdoor.io import atomic_write_json, atomic_write_text
 
 # Bump when a change here changes which files are kept or how shards are written.
-CORPUS_FORMAT = 1
+CORPUS_FORMAT = 2
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
+EDITABLE_HOOK = "__editable__"
 
 
 def default_python_roots() -> list[str]:
@@ -239,7 +246,7 @@ def _listing(options: CorpusOptions, jdk: Path | None) -> tuple[list[SourceFile]
                 if name != "__pycache__" and here / name not in nested
             )
             for filename in sorted(filenames):
-                if not filename.endswith(".py"):
+                if not filename.endswith(".py") or filename.startswith(EDITABLE_HOOK):
                     continue
                 path = here / filename
                 try:
@@ -262,6 +269,34 @@ def _listing(options: CorpusOptions, jdk: Path | None) -> tuple[list[SourceFile]
                 files.append(SourceFile(f"java:{entry.filename}", "java", entry.file_size, None))
     files.sort(key=lambda file: hashlib.sha256(file.name.encode("utf-8")).digest())
     return files, stamps.hexdigest()
+
+
+def distributions(python_roots: Sequence[str]) -> dict[str, list[str]]:
+    """The distributions installed in the roots: ``pinned`` as ``name==version`` (what
+    ``pip install --no-deps`` takes to put their files back) and ``editable``, the names of
+    those installed from a checkout, whose sources the corpus does not read."""
+    from importlib.metadata import distributions as installed
+
+    pinned: set[str] = set()
+    editable: set[str] = set()
+    for root in python_roots:
+        for distribution in installed(path=[str(root)]):
+            name = distribution.metadata["Name"]
+            if _is_editable(distribution):
+                editable.add(name)
+            else:
+                pinned.add(f"{name}=={distribution.version}")
+    return {"pinned": sorted(pinned, key=str.lower), "editable": sorted(editable, key=str.lower)}
+
+
+def _is_editable(distribution: Any) -> bool:
+    direct_url = distribution.read_text("direct_url.json")
+    if not direct_url:
+        return False
+    try:
+        return bool(json.loads(direct_url).get("dir_info", {}).get("editable"))
+    except (json.JSONDecodeError, AttributeError):
+        return False
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

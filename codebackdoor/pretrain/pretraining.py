@@ -43,7 +43,7 @@ from codebackdoor.pretrain.bimodal import (
     objective_report,
 )
 from codebackdoor.pretrain.blocks import corpus_tokenizer, token_blocks
-from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus
+from codebackdoor.pretrain.corpus import CorpusOptions, build_corpus, distributions
 from codebackdoor.pretrain.model import collator, new_model
 from codebackdoor.pretrain.sizes import KINDS, OBJECTIVES, SENTINELS, pretrain_size
 from codebackdoor.versions import hardware, versions
@@ -157,6 +157,7 @@ def pretrain(
                 "blocks": dataset.blocks,
                 "shards_tokenized": len(dataset.arrays),
                 "shards": len(built.shards),
+                "distributions": distributions(corpus.python_roots),
             },
             "tokenizer": {
                 "vocab_size": len(tokenizer),
