@@ -1,9 +1,10 @@
-"""A run's identity: every value its result depends on, as plain data, and the run id hashed
-from it. Files a config names count by their content: attack and defense presets, the model
-card of a ``pretrained:`` checkpoint, and the files of a local model directory, so that a
-changed file makes a new run instead of reading back the old result. The package's version
-counts too: a release that changes what a run computes (a default, a metric, a placement rule)
-makes every run new, instead of reading back results the old code computed."""
+"""A run's identity: every value its result depends on, as plain data, and the run id hashed from
+it. Files a config names count by their content: attack and defense presets, and the files of a
+model directory, local or a ``pretrained:`` checkpoint's, so that a changed file makes a new run
+instead of reading back the old result. A checkpoint's card is left out: it records when and how
+fast it was built, so a rebuild with the same weights and tokenizer is the same victim. The
+package's version counts too: a release that changes what a run computes (a default, a metric, a
+placement rule) makes every run new, instead of reading back results the old code computed."""
 
 from __future__ import annotations
 
@@ -74,16 +75,19 @@ def _preset(spec: str) -> Any:
 
 
 def _model(spec: str) -> dict[str, Any] | None:
-    """What identifies a model built outside the run: a pretrained checkpoint's card, or a
-    local directory's files; None for presets and hub ids (a hub id's revision is a field)."""
-    if spec.startswith(PRETRAINED_PREFIX):
-        card = pretrained_directory(spec[len(PRETRAINED_PREFIX):]) / CARD_FILE
-        return {"card_sha256": _sha256(card.read_bytes()) if card.is_file() else None}
-    path = Path(spec).expanduser()
-    if not path.is_dir():
-        return None
-    return {"files": {item.name: _file_fingerprint(item)
-                      for item in sorted(path.iterdir()) if item.is_file()}}
+    """What identifies a model built outside the run: the files of its directory (a
+    pretrained checkpoint's without its card); None for presets and hub ids (a hub id's
+    revision is a field)."""
+    pretrained = spec.startswith(PRETRAINED_PREFIX)
+    if pretrained:
+        path = pretrained_directory(spec[len(PRETRAINED_PREFIX):])
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_dir():
+            return None
+    files = sorted(path.iterdir()) if path.is_dir() else []
+    return {"files": {item.name: _file_fingerprint(item) for item in files
+                      if item.is_file() and not (pretrained and item.name == CARD_FILE)}}
 
 
 def _file_fingerprint(path: Path) -> str:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from codebackdoor.config import RunConfig
 from codebackdoor.errors import UserError
 from codebackdoor.examples import Example
+from codebackdoor.identity import run_id
 from codebackdoor.models.objective import IGNORE_INDEX
 from codebackdoor.models.pretrained import CARD_FIELDS, CARD_FILE, pretrained_directory
 from codebackdoor.pretrain import pretraining as pretrain_module
@@ -269,6 +271,12 @@ def test_pretrained_name_resolves_in_the_cache_and_says_how_to_build_it(
         pretrain("t5", "tiny", **budget)
     with pytest.raises(UserError, match="nothing to resume"):
         pretrain("t5", "tiny", **budget, resume=True)
+    # Pretraining is deterministic, so a rebuild writes the same weights and tokenizer (its
+    # card records another time) and its runs are the first build's.
+    config = RunConfig(task="generate", model="pretrained:tiny-t5")
+    first = run_id(config)
+    pretrain("t5", "tiny", **budget, overwrite=True)
+    assert run_id(config) == first
 
 
 def test_resumed_pretraining_equals_an_uninterrupted_one(

@@ -46,13 +46,18 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path: Path) -> None:
         holder.join(60)
 
 
-def test_a_pretrained_checkpoint_rebuilt_under_its_name_is_a_new_run() -> None:
-    card = pretrained_directory("tiny-t5") / CARD_FILE
-    card.parent.mkdir(parents=True, exist_ok=True)
-    card.write_text('{"created": "first"}')
+def test_a_pretrained_checkpoint_is_its_weights_not_its_card() -> None:
+    """A rebuild that wrote other weights is a new run; one that wrote the same files (the
+    card differs: it records when and how fast) is the same victim."""
+    directory = pretrained_directory("tiny-t5")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CARD_FILE).write_text('{"created": "first"}')
+    (directory / "model.safetensors").write_bytes(b"\0" * 100)
     config = make_config({"model": "pretrained:tiny-t5"})
     first = run_id(config)
-    card.write_text('{"created": "second"}')
+    (directory / CARD_FILE).write_text('{"created": "second"}')
+    assert run_id(config) == first
+    (directory / "model.safetensors").write_bytes(b"\1" * 100)
     assert run_id(config) != first
     assert run_id(make_config({"model": "tiny-t5"})) == run_id(make_config({"model": "tiny-t5"}))
 

@@ -3,13 +3,13 @@
 - A cell is identified by the task (name, language, output kind); the dataset (its alias and the
   fingerprints of the clean train, valid and test splits); the model (spec, revision, LoRA
   settings, and for a model built outside the run, a ``pretrained:`` checkpoint or a local
-  directory, the fingerprint of its card or files: a rebuilt checkpoint is another victim, so
-  its runs never join the seeds of the old one); the training settings except the seed
-  (precision and gradient checkpointing only when set); the attack (method, trigger
-  parameters, payload and its parameters, selection rule) or none; the poisoning rate; the
-  defenses (method and parameters, in order; ``ce`` is the default objective, so it counts as
-  no defense); and the definition id of every metric. The seed is not part of it: the seeds
-  of a cell aggregate.
+  directory, the fingerprint of its files, a checkpoint's card aside: a rebuild with other weights
+  is another victim, so its runs never join the seeds of the old one); the training settings
+  except the seed (precision and gradient checkpointing only when set); the attack (method,
+  trigger parameters, payload and its parameters, selection rule) or none; the poisoning rate; the
+  defenses (method and parameters, in order; ``ce`` is the default objective, so it counts as no
+  defense); and the definition id of every metric. The seed is not part of it: the seeds of a cell
+  aggregate.
 - The dataset alias is how published rows name data: a local source is named by its directory
   (the path itself, or the folder holding a single file), a Hugging Face source by the last part
   of its id, the embedded corpus as ``embedded-<lang>``; all lower case.
